@@ -150,6 +150,11 @@ EDITOR="$ROOT/examples/editor"
 if [[ -d "$EDITOR" ]]; then
   rm -rf "$EDITOR/pkg"
   cp -r "$PKG/web" "$EDITOR/pkg"
+  # keyword list for syntax colouring, taken from the grammar (the one definition of the syntax)
+  if [[ -f "$ROOT/grammar/loyalty.pest" ]]; then
+    grep -oE '\^"[A-Za-z_]+"' "$ROOT/grammar/loyalty.pest" | sed -E 's/\^"(.*)"/\1/' | tr 'A-Z' 'a-z' | sort -u |
+      awk 'BEGIN{printf "["} {printf "%s\"%s\"", (NR>1?",":""), $0} END{print "]"}' > "$EDITOR/pkg/keywords.json"
+  fi
   log "copied pkg/web -> examples/editor/pkg"
 fi
 

@@ -65,8 +65,7 @@ export type Effect =
   | { effect: "tag"; rule: string; customer: string; tag: string }
   | { effect: "notify"; rule: string; customer: string; message: string }
   | { effect: "set_attribute"; rule: string; customer: string; attribute: string; value: unknown }
-  | { effect: "extend_expiry"; rule: string; customer: string; months: number }
-  | { effect: string; rule: string; customer: string; [key: string]: unknown };
+  | { effect: "extend_expiry"; rule: string; customer: string; months: number };
 
 /** Why one rule did or did not fire (present only from `Program.explain`). */
 export interface RuleExplanation {
@@ -197,7 +196,6 @@ fn input_error(kind: &str, what: &str) -> Value {
     json!({
         "kind": kind,
         "message": format!("{what} must be an object or a JSON string"),
-        "field": null,
         "diagnostics": [],
     })
 }
