@@ -1,0 +1,462 @@
+//! The syntax tree: what the source says, with a span on every node.
+//!
+//! Produced by `parser.rs`, consumed by `check.rs` and `format.rs`. Nothing
+//! here is resolved or typed yet.
+
+use chrono::{NaiveDate, NaiveTime};
+use rust_decimal::Decimal;
+
+/// A byte range in the source. Spans are not part of a node's identity:
+/// two nodes that differ only in where they came from compare equal, so a
+/// formatted and re-parsed program equals the original.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Span {
+    /// Byte offset of the first character.
+    pub start: u32,
+    /// Byte offset one past the last character.
+    pub end: u32,
+}
+
+impl PartialEq for Span {
+    fn eq(&self, _: &Span) -> bool {
+        true
+    }
+}
+
+impl Span {
+    /// A span covering `start..end`.
+    pub fn new(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// A name with its position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Name {
+    /// The name as written.
+    pub text: String,
+    /// Where it was written.
+    pub span: Span,
+}
+
+/// A whole program.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Program {
+    /// Top-level items in source order.
+    pub items: Vec<Item>,
+}
+
+/// How points are rounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoundingMode {
+    /// Toward zero for positive amounts (floor of the magnitude).
+    Down,
+    /// Away from zero.
+    Up,
+    /// Banker's rounding.
+    HalfEven,
+    /// Half away from zero.
+    HalfUp,
+}
+
+/// A top-level item.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// `program "Name"`
+    Header(Name),
+    /// `currency USD`
+    Currency(Name),
+    /// `timezone "Europe/Paris"`
+    Timezone(Name),
+    /// `points are whole, rounded down` / `points have 2 decimals, rounded half even`
+    Rounding {
+        /// Decimal places kept.
+        decimals: u32,
+        /// Rounding mode.
+        mode: RoundingMode,
+        /// Where.
+        span: Span,
+    },
+    /// `customer has name: type ...`
+    CustomerDecl(Vec<FieldDecl>),
+    /// `event name has field: type ...`
+    EventDecl {
+        /// The event's name.
+        name: Name,
+        /// Its payload fields.
+        fields: Vec<FieldDecl>,
+    },
+    /// `tiers bronze, silver, gold` (lowest first)
+    Tiers(Vec<Name>),
+    /// `rewards "free coffee", "$5 off"`
+    Rewards(Vec<Name>),
+    /// `points kinds status, miles`
+    PointKinds(Vec<Name>),
+    /// A rule, full form or one-liner.
+    Rule(Rule),
+}
+
+/// `name: type` in a declaration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FieldDecl {
+    /// Field name.
+    pub name: Name,
+    /// Type name as written (`money`, `text`, ...).
+    pub ty: Name,
+    /// `list of <ty>`.
+    pub list: bool,
+    /// Marked optional with `?`.
+    pub optional: bool,
+}
+
+/// A rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    /// The name (full form), or `None` for a one-liner.
+    pub name: Option<Name>,
+    /// One-liner trigger, when written as `IF ... THEN ...`.
+    pub trigger: Option<Trigger>,
+    /// Clauses in source order.
+    pub clauses: Vec<Clause>,
+    /// The whole rule.
+    pub span: Span,
+}
+
+/// The part between `IF` and `THEN` of a one-liner.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Trigger {
+    /// `IF Purchase > $100`, `IF Birthday`, `IF Referral Successful and ...`
+    Head {
+        /// The event name.
+        event: Name,
+        /// A boolean field of the event that must be true (`Successful`).
+        word: Option<Name>,
+        /// Comparison applied to `word`'s field, or to the event's amount.
+        cmp: Option<(CmpOp, Expr)>,
+        /// `and <condition>`.
+        rest: Option<Expr>,
+    },
+    /// Any condition; the event is inferred from the fields it uses.
+    Expr(Expr),
+}
+
+/// One clause of a rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Clause {
+    /// `on purchase`
+    On(Name),
+    /// `if <condition>` (several are and-ed).
+    If(Expr),
+    /// `active from D [to D]` / `active until D`
+    Active {
+        /// First day, inclusive.
+        from: Option<NaiveDate>,
+        /// Last day, inclusive.
+        to: Option<NaiveDate>,
+        /// Where.
+        span: Span,
+    },
+    /// `in exclusive group "x"` / `in best group "x"`
+    Group {
+        /// Best-of (largest award wins) instead of first-match.
+        best: bool,
+        /// Group name.
+        name: Name,
+    },
+    /// `priority 10`
+    Priority(i64, Span),
+    /// `stop processing`
+    Stop(Span),
+    /// An effect.
+    Effect(Effect),
+}
+
+/// How a proportional award counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateMode {
+    /// `per`: proportional.
+    Per,
+    /// `for every`: whole steps only.
+    Every,
+}
+
+/// How many points an award or deduction gives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Amount {
+    /// `award 100 points`
+    Fixed(Expr),
+    /// `award 10% of purchase.amount`
+    Percent {
+        /// The percentage, e.g. 10 for 10%.
+        pct: Decimal,
+        /// Span of the percentage literal.
+        pct_span: Span,
+        /// The base.
+        of: Expr,
+    },
+    /// `award 2 points per $1 [of x]` / `award 10 points for every $10 [of x]`
+    Rate {
+        /// Points per unit.
+        points: Expr,
+        /// Proportional or whole steps.
+        mode: RateMode,
+        /// The unit.
+        unit: Expr,
+        /// What is measured (default: the event's amount).
+        of: Option<Expr>,
+    },
+    /// `award 5 points for each item in purchase.items where ...`
+    Each {
+        /// Points per matching element.
+        points: Expr,
+        /// Loop variable.
+        var: Name,
+        /// The list.
+        list: Expr,
+        /// Filter.
+        filter: Option<Expr>,
+    },
+}
+
+/// An effect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effect {
+    /// What it does.
+    pub kind: EffectKind,
+    /// Where.
+    pub span: Span,
+}
+
+/// The effects.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EffectKind {
+    /// `award [bonus] <amount> [kind] points [to <customer>]`; `deduct ...`
+    Award {
+        /// Negative (`deduct`).
+        deduct: bool,
+        /// Written with `bonus`.
+        bonus: bool,
+        /// How many.
+        amount: Amount,
+        /// Point kind (`status`), default spendable points.
+        kind: Option<Name>,
+        /// Another customer.
+        to: Option<Expr>,
+    },
+    /// `multiply [kind] points [of rule "x"] by 2`
+    Multiply {
+        /// Point kind.
+        kind: Option<Name>,
+        /// Only points from this rule.
+        rule: Option<Name>,
+        /// The factor.
+        factor: Expr,
+    },
+    /// `grant reward "x" [to <customer>]`
+    Grant {
+        /// Reward name.
+        reward: Name,
+        /// Another customer.
+        to: Option<Expr>,
+    },
+    /// `set tier gold`
+    SetTier(Name),
+    /// `set customer.attr to <value>`
+    SetAttr {
+        /// The attribute path.
+        target: Expr,
+        /// New value.
+        value: Expr,
+    },
+    /// `tag customer "vip"`
+    Tag(Name),
+    /// `notify "message"`
+    Notify(Name),
+    /// `extend expiry by N months|days`
+    ExtendExpiry {
+        /// How much.
+        amount: u32,
+        /// Months (true) or days.
+        months: bool,
+    },
+}
+
+/// Comparison operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`, `==`, `is`
+    Eq,
+    /// `!=`, `is not`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// Text tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextOp {
+    /// `contains` (text) or membership (list).
+    Contains,
+    /// `starts with`
+    StartsWith,
+    /// `ends with`
+    EndsWith,
+    /// `matches "glob*"` (case-insensitive, `*` and `?`).
+    Matches,
+}
+
+/// Arithmetic operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOp {
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`
+    Div,
+}
+
+/// Quantifiers over a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quant {
+    /// `any`
+    Any,
+    /// `all` / `every`
+    All,
+    /// `no` / `none`
+    None,
+}
+
+/// Aggregates over a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agg {
+    /// `count of`
+    Count,
+    /// `sum of`
+    Sum,
+    /// `min of`
+    Min,
+    /// `max of`
+    Max,
+}
+
+/// `X of <date>` calendar functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfFn {
+    /// `anniversary of d`: d's month and day in the event's year.
+    Anniversary,
+    /// `month of d`
+    Month,
+    /// `year of d`
+    Year,
+    /// `day of d` (day of month)
+    Day,
+    /// `weekday of d`
+    Weekday,
+    /// `hour of t`
+    Hour,
+    /// `days since d`
+    DaysSince,
+    /// `days until d`
+    DaysUntil,
+}
+
+/// An expression with its span.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expr {
+    /// What it is.
+    pub kind: ExprKind,
+    /// Where it is.
+    pub span: Span,
+}
+
+/// Expression forms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExprKind {
+    /// `42`, `1.5`
+    Number(Decimal),
+    /// `$100` (the currency sign as written)
+    Money(Decimal, char),
+    /// `10%`
+    Percent(Decimal),
+    /// `"text"`
+    Str(String),
+    /// `true` / `false`
+    Bool(bool),
+    /// `2026-12-01`
+    Date(NaiveDate),
+    /// `17:30`
+    Time(NaiveTime),
+    /// A bare name: a field root, a loop variable, a calendar value, a tier...
+    Name(String),
+    /// `x.field`
+    Field(Box<Expr>, Name),
+    /// `[a, b]`
+    List(Vec<Expr>),
+    /// `-x`
+    Neg(Box<Expr>),
+    /// `not x`
+    Not(Box<Expr>),
+    /// `a and b`
+    And(Box<Expr>, Box<Expr>),
+    /// `a or b`
+    Or(Box<Expr>, Box<Expr>),
+    /// `a + b` etc.
+    Arith(ArithOp, Box<Expr>, Box<Expr>),
+    /// `a > b` etc.
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    /// `a [not] contains b` etc.
+    TextTest(TextOp, bool, Box<Expr>, Box<Expr>),
+    /// `a [not] in b`
+    In(bool, Box<Expr>, Box<Expr>),
+    /// `a is [not] between lo and hi` (inclusive)
+    Between(bool, Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `a is [not] set`
+    IsSet(bool, Box<Expr>),
+    /// `if c then a else b`
+    If(Box<Expr>, Box<Expr>, Box<Expr>),
+    /// `f(a, b)`
+    Call(Name, Vec<Expr>),
+    /// `month of d`
+    Of(OfFn, Box<Expr>),
+    /// `any item in list where cond`
+    Quant(Quant, Name, Box<Expr>, Box<Expr>),
+    /// `sum of value for each item in list [where cond]`; `count of item in list [where cond]`
+    Agg {
+        /// Which aggregate.
+        agg: Agg,
+        /// The value (None for count).
+        value: Option<Box<Expr>>,
+        /// Loop variable.
+        var: Name,
+        /// The list.
+        list: Box<Expr>,
+        /// Filter.
+        filter: Option<Box<Expr>>,
+    },
+}
+
+impl Expr {
+    /// Build an expression.
+    pub fn new(kind: ExprKind, span: Span) -> Expr {
+        Expr { kind, span }
+    }
+}

@@ -1,0 +1,201 @@
+//! The `loyalty-rules` command line: check, format and evaluate programs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use loyalty_rules::{Program, Severity};
+
+#[derive(Parser)]
+#[command(name = "loyalty-rules", version, about = "Check, format and evaluate loyalty rule programs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Report every problem in a program (exit status 1 if there are errors).
+    Check {
+        /// The program file.
+        file: PathBuf,
+        /// Print diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a program in the canonical format.
+    Fmt {
+        /// The program file.
+        file: PathBuf,
+        /// Rewrite the file instead of printing.
+        #[arg(long)]
+        write: bool,
+        /// Exit with status 1 if the file is not formatted.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Evaluate events against a program (a dry run: nothing is stored).
+    Eval {
+        /// The program file.
+        file: PathBuf,
+        /// A JSON file with one event, a list of events, or JSON Lines.
+        #[arg(long)]
+        event: PathBuf,
+        /// A JSON file with the customer (default: `{"id": <the event's customer>}`).
+        #[arg(long)]
+        customer: Option<PathBuf>,
+        /// Explain why each rule fired or not.
+        #[arg(long)]
+        explain: bool,
+        /// Print outcomes as JSON (one per line).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn compile(path: &Path) -> Result<Program, String> {
+    let src = read(path)?;
+    Program::compile(&src).map_err(|e| {
+        let rendered = e.render().replace("program", &path.display().to_string());
+        format!("{} does not compile\n{rendered}", path.display())
+    })
+}
+
+fn events_in(text: &str) -> Result<Vec<serde_json::Value>, String> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') {
+        return serde_json::from_str(trimmed).map_err(|e| format!("events file: {e}"));
+    }
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(trimmed) {
+        return Ok(vec![v]);
+    }
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("events file line {}: {e}", i + 1)))
+        .collect()
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Check { file, json } => {
+            let src = read(&file)?;
+            let diags = loyalty_rules::check(&src);
+            let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&diags).map_err(|e| e.to_string())?);
+            } else {
+                for d in &diags {
+                    eprint!("{}", d.render(&src).replace("program", &file.display().to_string()));
+                }
+                if diags.is_empty() {
+                    println!("{}: ok", file.display());
+                } else {
+                    eprintln!("{}: {} error(s), {} warning(s)", file.display(), errors, diags.len() - errors);
+                }
+            }
+            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::Fmt { file, write, check } => {
+            let src = read(&file)?;
+            let formatted = loyalty_rules::format(&src).map_err(|e| format!("{}\n{}", e, e.render()))?;
+            if check {
+                if formatted != src {
+                    eprintln!("{} is not formatted", file.display());
+                    return Ok(ExitCode::from(1));
+                }
+            } else if write {
+                std::fs::write(&file, formatted).map_err(|e| e.to_string())?;
+            } else {
+                print!("{formatted}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Eval { file, event, customer, explain, json } => {
+            let program = compile(&file)?;
+            let events = events_in(&read(&event)?)?;
+            let customer_json = match &customer {
+                Some(p) => Some(serde_json::from_str::<serde_json::Value>(&read(p)?).map_err(|e| format!("customer file: {e}"))?),
+                None => None,
+            };
+            let mut failed = false;
+            for (i, ev_json) in events.iter().enumerate() {
+                let ev = match program.event_from_value(ev_json) {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        eprintln!("event {}: {e}", i + 1);
+                        failed = true;
+                        continue;
+                    }
+                };
+                let cust_json = customer_json.clone().unwrap_or_else(|| serde_json::json!({"id": ev.customer()}));
+                let cust = program.customer_from_value(&cust_json).map_err(|e| format!("customer: {e}"))?;
+                let out = if explain { program.explain(&ev, &cust) } else { program.evaluate(&ev, &cust) };
+                if json {
+                    println!("{}", out.to_json_string());
+                } else {
+                    print_human(&out);
+                }
+            }
+            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+    }
+}
+
+fn print_human(o: &loyalty_rules::Outcome) {
+    use loyalty_rules::Effect;
+    println!("{} {} for {}: {} points", o.event_type, o.event, o.customer, o.points);
+    for e in &o.effects {
+        let line = match e {
+            Effect::Award { rule, customer, kind, points } => format!("{points:>8} {kind} to {customer}  ({rule})"),
+            Effect::Multiply { rule, factor, points, kind, .. } => format!("{points:>8} {kind} (x{factor})  ({rule})"),
+            Effect::Reward { rule, customer, reward } => format!("  reward \"{reward}\" to {customer}  ({rule})"),
+            Effect::Tier { rule, from, to, .. } => format!("  tier {} -> {to}  ({rule})", from.as_deref().unwrap_or("none")),
+            Effect::Tag { rule, tag, .. } => format!("  tag \"{tag}\"  ({rule})"),
+            Effect::Notify { rule, message, .. } => format!("  notify \"{message}\"  ({rule})"),
+            Effect::SetAttribute { rule, attribute, value, .. } => format!("  set {attribute} = {value}  ({rule})"),
+            Effect::ExtendExpiry { rule, days, months, .. } => format!(
+                "  extend expiry by {}  ({rule})",
+                match (days, months) {
+                    (_, Some(m)) => format!("{m} months"),
+                    (Some(d), _) => format!("{d} days"),
+                    _ => String::new(),
+                }
+            ),
+        };
+        println!("  {line}");
+    }
+    for err in &o.errors {
+        println!("  ! {}: {}", err.rule, err.message);
+    }
+    if let Some(ex) = &o.explanation {
+        for x in ex {
+            if x.fired {
+                println!("  [fired]   {} (line {})", x.rule, x.line);
+            } else {
+                println!(
+                    "  [skipped] {} (line {}:{}): {}",
+                    x.rule,
+                    x.line,
+                    x.column,
+                    x.detail.as_deref().unwrap_or(x.reason.as_deref().unwrap_or(""))
+                );
+            }
+        }
+    }
+}

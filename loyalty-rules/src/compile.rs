@@ -1,0 +1,200 @@
+//! Checked IR -> a runnable program: constants folded, rules indexed by
+//! event type in evaluation order (priority, then source order).
+
+use std::sync::Arc;
+
+use crate::ast::Span;
+use crate::eval::{Ctx, Evaluator, V};
+use crate::input::{local_of, Customer, Event};
+use crate::ir::*;
+use crate::schema::Value;
+
+/// The compiled form shared (behind an `Arc`) by every clone of a `Program`.
+#[derive(Debug)]
+pub(crate) struct Compiled {
+    pub ir: ProgramIr,
+    /// For each event type, indexes into `ir.rules` in evaluation order.
+    pub by_event: Vec<Box<[u32]>>,
+    pub source: Arc<str>,
+    /// Byte offset of each line start, for line/column of explanations.
+    line_starts: Vec<usize>,
+}
+
+impl Compiled {
+    pub fn new(mut ir: ProgramIr, source: &str) -> Compiled {
+        fold_program(&mut ir);
+        let mut by_event: Vec<Vec<u32>> = vec![Vec::new(); ir.events.len()];
+        for (i, r) in ir.rules.iter().enumerate() {
+            by_event[r.event as usize].push(i as u32);
+        }
+        for list in &mut by_event {
+            // stable: equal priorities keep source order
+            list.sort_by_key(|&i| std::cmp::Reverse(ir.rules[i as usize].priority));
+        }
+        let mut line_starts = vec![0];
+        line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+        Compiled {
+            ir,
+            by_event: by_event.into_iter().map(Vec::into_boxed_slice).collect(),
+            source: Arc::from(source),
+            line_starts,
+        }
+    }
+
+    pub fn text(&self, span: Span) -> &str {
+        self.source.get(span.start as usize..span.end as usize).unwrap_or("")
+    }
+
+    pub fn line_col(&self, at: usize) -> (usize, usize) {
+        let line = self.line_starts.partition_point(|&s| s <= at);
+        let start = self.line_starts[line - 1];
+        let col = self.source.get(start..at).map_or(1, |s| s.chars().count() + 1);
+        (line, col)
+    }
+}
+
+fn fold_program(ir: &mut ProgramIr) {
+    let mut rules = std::mem::take(&mut ir.rules);
+    {
+        let folder = Folder::new(ir);
+        for r in &mut rules {
+            if let Some(c) = &mut r.cond {
+                folder.fold(c);
+            }
+            for e in &mut r.effects {
+                match e {
+                    EffectIr::Award { amount, to, .. } => {
+                        match amount {
+                            AmountIr::Fixed(n) | AmountIr::Percent(_, n) => {
+                                folder.fold(n);
+                            }
+                            AmountIr::Rate { points, unit, of, .. } => {
+                                folder.fold(points);
+                                folder.fold(unit);
+                                folder.fold(of);
+                            }
+                            AmountIr::Each { points, list, filter, .. } => {
+                                folder.fold(points);
+                                folder.fold(list);
+                                if let Some(f) = filter {
+                                    folder.fold(f);
+                                }
+                            }
+                        }
+                        if let Some(t) = to {
+                            folder.fold(t);
+                        }
+                    }
+                    EffectIr::Multiply { factor, .. } => {
+                        folder.fold(factor);
+                    }
+                    EffectIr::Grant { to: Some(t), .. } => {
+                        folder.fold(t);
+                    }
+                    EffectIr::SetAttr { value, .. } => {
+                        folder.fold(value);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    ir.rules = rules;
+}
+
+/// Replaces subtrees that read nothing from the event or customer by their value.
+struct Folder<'p> {
+    ir: &'p ProgramIr,
+    event: Event,
+    customer: Customer,
+}
+
+impl<'p> Folder<'p> {
+    fn new(ir: &'p ProgramIr) -> Folder<'p> {
+        let t = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        Folder {
+            ir,
+            event: Event {
+                ty: 0,
+                type_name: Arc::from(""),
+                id: Arc::from(""),
+                customer: Arc::from(""),
+                time: t,
+                local: local_of(ir, t),
+                fields: Vec::new(),
+            },
+            customer: Customer { id: Arc::from(""), fields: Vec::new() },
+        }
+    }
+
+    /// Returns whether `n` is constant (after folding its children).
+    fn fold(&self, n: &mut Node) -> bool {
+        use NodeKind::*;
+        let all_const = match &mut n.kind {
+            Const(_) => return true,
+            EventField(_) | CustomerField(_) | Local(..) | Calendar(_) => return false,
+            // loops bind variables; fold inside but never the loop itself
+            Quant(_, _, l, b) => {
+                self.fold(l);
+                self.fold(b);
+                return false;
+            }
+            Agg { list, value, filter, .. } => {
+                self.fold(list);
+                if let Some(v) = value {
+                    self.fold(v);
+                }
+                if let Some(f) = filter {
+                    self.fold(f);
+                }
+                return false;
+            }
+            // `anniversary of`, `days since` depend on the event's date
+            Of(_, a) => {
+                self.fold(a);
+                return false;
+            }
+            Not(a) | Neg(a) | IsSet(_, a) => self.fold(a),
+            And(a, b) | Or(a, b) | Arith(_, a, b) | Cmp(_, a, b) | TextTest(_, _, a, b) | In(_, a, b) => {
+                let x = self.fold(a);
+                let y = self.fold(b);
+                x && y
+            }
+            Between(_, a, b, c) | If(a, b, c) => {
+                let x = self.fold(a);
+                let y = self.fold(b);
+                let z = self.fold(c);
+                x && y && z
+            }
+            Call(_, args) => {
+                let mut all = true;
+                for a in args {
+                    all &= self.fold(a);
+                }
+                all
+            }
+        };
+        if !all_const {
+            return false;
+        }
+        let ev = Evaluator { ir: self.ir };
+        let mut cx = Ctx { event: &self.event, customer: &self.customer, locals: [V::Null; 8], fuel: 1000 };
+        // Errors (division by zero in constants) are left for run time,
+        // where they are reported against the rule.
+        let folded = match ev.eval(n, &mut cx) {
+            Ok(v) => Some(owned(v)),
+            Err(_) => None,
+        };
+        match folded {
+            Some(v) => {
+                n.kind = Const(v);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn owned(v: V<'_>) -> Value {
+    crate::eval::own_value(v)
+}

@@ -1,0 +1,933 @@
+//! The evaluator: runs a compiled program's rules for one event.
+//!
+//! Works on slots only; allocates nothing unless a rule fires (effects) or
+//! an explanation is asked for.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use chrono::{Datelike, NaiveDate, Timelike};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::ast::{Agg, ArithOp, CmpOp, OfFn, Quant, RoundingMode, Span, TextOp};
+use crate::compile::Compiled;
+use crate::input::{to_json, Customer, Event};
+use crate::ir::*;
+use crate::limits;
+use crate::outcome::*;
+use crate::schema::{Calendar, Ty, Value, CU_TIER, WEEKDAYS};
+
+/// Most loop iterations (over list elements) one event may cost.
+const FUEL: u32 = 1_000_000;
+
+/// A borrowed runtime value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum V<'a> {
+    Null,
+    Bool(bool),
+    Num(Decimal),
+    Text(&'a str),
+    Date(NaiveDate),
+    Time(chrono::NaiveTime),
+    DateTime(chrono::DateTime<chrono::Utc>),
+    Weekday(u8),
+    Tier(u16),
+    List(&'a [Value]),
+    Record(&'a [Value]),
+}
+
+fn view(v: &Value) -> V<'_> {
+    match v {
+        Value::Null => V::Null,
+        Value::Bool(b) => V::Bool(*b),
+        Value::Num(d) => V::Num(*d),
+        Value::Text(s) => V::Text(s),
+        Value::Date(d) => V::Date(*d),
+        Value::Time(t) => V::Time(*t),
+        Value::DateTime(t) => V::DateTime(*t),
+        Value::Weekday(d) => V::Weekday(*d),
+        Value::Tier(t) => V::Tier(*t),
+        Value::List(l) => V::List(l),
+        Value::Record(r) => V::Record(r),
+    }
+}
+
+pub(crate) fn own_value(v: V<'_>) -> Value {
+    match v {
+        V::Null => Value::Null,
+        V::Bool(b) => Value::Bool(b),
+        V::Num(d) => Value::Num(d),
+        V::Text(s) => Value::Text(s.into()),
+        V::Date(d) => Value::Date(d),
+        V::Time(t) => Value::Time(t),
+        V::DateTime(t) => Value::DateTime(t),
+        V::Weekday(d) => Value::Weekday(d),
+        V::Tier(t) => Value::Tier(t),
+        V::List(l) => Value::List(l.to_vec()),
+        V::Record(r) => Value::Record(r.to_vec().into_boxed_slice()),
+    }
+}
+
+/// A run-time failure inside one rule.
+#[derive(Debug)]
+pub(crate) struct EvalError(pub &'static str);
+
+type R<T> = Result<T, EvalError>;
+
+pub(crate) struct Ctx<'a> {
+    pub event: &'a Event,
+    pub customer: &'a Customer,
+    pub locals: [V<'a>; 8],
+    pub fuel: u32,
+}
+
+/// Order two values of the same type (None if incomparable).
+pub(crate) fn cmp_values(a: &Value, b: &Value) -> Option<Ordering> {
+    cmp_v(view(a), view(b))
+}
+
+fn cmp_v(a: V<'_>, b: V<'_>) -> Option<Ordering> {
+    Some(match (a, b) {
+        (V::Num(x), V::Num(y)) => x.cmp(&y),
+        (V::Text(x), V::Text(y)) => x.cmp(y),
+        (V::Bool(x), V::Bool(y)) => x.cmp(&y),
+        (V::Date(x), V::Date(y)) => x.cmp(&y),
+        (V::Time(x), V::Time(y)) => x.cmp(&y),
+        (V::DateTime(x), V::DateTime(y)) => x.cmp(&y),
+        (V::Weekday(x), V::Weekday(y)) => x.cmp(&y),
+        (V::Tier(x), V::Tier(y)) => x.cmp(&y),
+        _ => return None,
+    })
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
+/// Glob match with `*` and `?`, ASCII case-insensitive; linear backtracking.
+fn glob(text: &str, pat: &str) -> bool {
+    let t: Vec<char> = text.chars().collect();
+    let p: Vec<char> = pat.chars().collect();
+    let (mut ti, mut pi) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    let eq = |a: char, b: char| a == b || a.eq_ignore_ascii_case(&b);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && eq(p[pi], t[ti]))) {
+            ti += 1;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+fn num(v: V<'_>) -> Option<Decimal> {
+    match v {
+        V::Num(d) => Some(d),
+        _ => None,
+    }
+}
+
+fn local_date(cx: &Ctx<'_>, v: V<'_>, tz: Option<chrono_tz::Tz>) -> Option<NaiveDate> {
+    match v {
+        V::Date(d) => Some(d),
+        V::DateTime(t) => Some(match tz {
+            Some(tz) => t.with_timezone(&tz).date_naive(),
+            None => t.date_naive(),
+        }),
+        _ => {
+            let _ = cx;
+            None
+        }
+    }
+}
+
+pub(crate) struct Evaluator<'p> {
+    pub ir: &'p ProgramIr,
+}
+
+impl<'p> Evaluator<'p> {
+    pub fn eval<'a>(&self, n: &'a Node, cx: &mut Ctx<'a>) -> R<V<'a>>
+    where
+        'p: 'a,
+    {
+        Ok(match &n.kind {
+            NodeKind::Const(v) => view(v),
+            NodeKind::EventField(s) => cx.event.fields.get(*s as usize).map_or(V::Null, view),
+            NodeKind::CustomerField(s) => cx.customer.fields.get(*s as usize).map_or(V::Null, view),
+            NodeKind::Local(d, f) => {
+                let v = cx.locals[*d as usize];
+                match (f, v) {
+                    (None, v) => v,
+                    (Some(f), V::Record(r)) => r.get(*f as usize).map_or(V::Null, view),
+                    _ => V::Null,
+                }
+            }
+            NodeKind::Calendar(c) => {
+                let l = &cx.event.local;
+                match c {
+                    Calendar::Weekday => V::Weekday(l.weekday),
+                    Calendar::Hour => V::Num(l.time.hour().into()),
+                    Calendar::Minute => V::Num(l.time.minute().into()),
+                    Calendar::Time => V::Time(l.time),
+                    Calendar::Date => V::Date(l.date),
+                    Calendar::Day => V::Num(l.date.day().into()),
+                    Calendar::Month => V::Num(l.date.month().into()),
+                    Calendar::Year => V::Num(l.date.year().into()),
+                }
+            }
+            NodeKind::Not(a) => V::Bool(!self.truthy(a, cx)?),
+            NodeKind::And(a, b) => V::Bool(self.truthy(a, cx)? && self.truthy(b, cx)?),
+            NodeKind::Or(a, b) => V::Bool(self.truthy(a, cx)? || self.truthy(b, cx)?),
+            NodeKind::Neg(a) => match self.eval(a, cx)? {
+                V::Num(d) => V::Num(-d),
+                _ => V::Null,
+            },
+            NodeKind::Arith(op, a, b) => {
+                let (Some(x), Some(y)) = (num(self.eval(a, cx)?), num(self.eval(b, cx)?)) else {
+                    return Ok(V::Null);
+                };
+                let r = match op {
+                    ArithOp::Add => x.checked_add(y),
+                    ArithOp::Sub => x.checked_sub(y),
+                    ArithOp::Mul => x.checked_mul(y),
+                    ArithOp::Div => {
+                        if y.is_zero() {
+                            return Err(EvalError("division by zero"));
+                        }
+                        x.checked_div(y)
+                    }
+                };
+                V::Num(r.ok_or(EvalError("number too large"))?)
+            }
+            NodeKind::Cmp(op, a, b) => {
+                let x = self.eval(a, cx)?;
+                let y = self.eval(b, cx)?;
+                V::Bool(match cmp_v(x, y) {
+                    None => false,
+                    Some(o) => match op {
+                        CmpOp::Eq => o == Ordering::Equal,
+                        CmpOp::Ne => o != Ordering::Equal,
+                        CmpOp::Lt => o == Ordering::Less,
+                        CmpOp::Le => o != Ordering::Greater,
+                        CmpOp::Gt => o == Ordering::Greater,
+                        CmpOp::Ge => o != Ordering::Less,
+                    },
+                })
+            }
+            NodeKind::TextTest(op, neg, a, b) => {
+                let (V::Text(x), V::Text(y)) = (self.eval(a, cx)?, self.eval(b, cx)?) else {
+                    return Ok(V::Bool(false));
+                };
+                let r = match op {
+                    TextOp::Contains => contains_ci(x, y),
+                    TextOp::StartsWith => {
+                        x.len() >= y.len() && x.as_bytes()[..y.len()].eq_ignore_ascii_case(y.as_bytes())
+                    }
+                    TextOp::EndsWith => {
+                        x.len() >= y.len()
+                            && x.as_bytes()[x.len() - y.len()..].eq_ignore_ascii_case(y.as_bytes())
+                    }
+                    TextOp::Matches => glob(x, y),
+                };
+                V::Bool(r != *neg)
+            }
+            NodeKind::In(neg, a, b) => {
+                let x = self.eval(a, cx)?;
+                if matches!(x, V::Null) {
+                    return Ok(V::Bool(false));
+                }
+                let V::List(l) = self.eval(b, cx)? else {
+                    return Ok(V::Bool(false));
+                };
+                let found = l.iter().any(|e| cmp_v(x, view(e)) == Some(Ordering::Equal));
+                V::Bool(found != *neg)
+            }
+            NodeKind::Between(neg, v, lo, hi) => {
+                let x = self.eval(v, cx)?;
+                let l = self.eval(lo, cx)?;
+                let h = self.eval(hi, cx)?;
+                match (cmp_v(x, l), cmp_v(x, h)) {
+                    (Some(a), Some(b)) => {
+                        V::Bool((a != Ordering::Less && b != Ordering::Greater) != *neg)
+                    }
+                    _ => V::Bool(false),
+                }
+            }
+            NodeKind::IsSet(neg, v) => V::Bool(!matches!(self.eval(v, cx)?, V::Null) != *neg),
+            NodeKind::If(c, t, f) => {
+                if self.truthy(c, cx)? {
+                    self.eval(t, cx)?
+                } else {
+                    self.eval(f, cx)?
+                }
+            }
+            NodeKind::Call(f, args) => self.call(*f, args, cx)?,
+            NodeKind::Of(f, a) => {
+                let x = self.eval(a, cx)?;
+                if matches!(x, V::Null) {
+                    return Ok(V::Null);
+                }
+                let tz = Some(self.ir.tz);
+                match f {
+                    OfFn::Hour => match x {
+                        V::Time(t) => V::Num(t.hour().into()),
+                        V::DateTime(t) => V::Num(t.with_timezone(&self.ir.tz).hour().into()),
+                        _ => V::Null,
+                    },
+                    _ => {
+                        let Some(d) = local_date(cx, x, tz) else {
+                            return Ok(V::Null);
+                        };
+                        let today = cx.event.local.date;
+                        match f {
+                            OfFn::Anniversary => V::Date(anniversary(d, today.year())),
+                            OfFn::Month => V::Num(d.month().into()),
+                            OfFn::Year => V::Num(d.year().into()),
+                            OfFn::Day => V::Num(d.day().into()),
+                            OfFn::Weekday => V::Weekday(d.weekday().num_days_from_monday() as u8),
+                            OfFn::DaysSince => V::Num((today - d).num_days().into()),
+                            OfFn::DaysUntil => V::Num((d - today).num_days().into()),
+                            OfFn::Hour => V::Null,
+                        }
+                    }
+                }
+            }
+            NodeKind::Quant(q, depth, list, body) => {
+                let V::List(l) = self.eval(list, cx)? else {
+                    return Ok(V::Bool(matches!(q, Quant::All | Quant::None)));
+                };
+                let mut result = matches!(q, Quant::All | Quant::None);
+                for e in l {
+                    self.burn(cx)?;
+                    cx.locals[*depth as usize] = view(e);
+                    let t = self.truthy(body, cx)?;
+                    match q {
+                        Quant::Any if t => {
+                            result = true;
+                            break;
+                        }
+                        Quant::All if !t => {
+                            result = false;
+                            break;
+                        }
+                        Quant::None if t => {
+                            result = false;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                V::Bool(result)
+            }
+            NodeKind::Agg { agg, depth, list, value, filter } => {
+                let V::List(l) = self.eval(list, cx)? else {
+                    return Ok(match agg {
+                        Agg::Count | Agg::Sum => V::Num(Decimal::ZERO),
+                        _ => V::Null,
+                    });
+                };
+                let mut count = Decimal::ZERO;
+                let mut acc: Option<V<'a>> = None;
+                for e in l {
+                    self.burn(cx)?;
+                    cx.locals[*depth as usize] = view(e);
+                    if let Some(f) = filter {
+                        if !self.truthy(f, cx)? {
+                            continue;
+                        }
+                    }
+                    match (agg, value) {
+                        (Agg::Count, _) | (_, None) => count += Decimal::ONE,
+                        (_, Some(v)) => {
+                            let x = self.eval(v, cx)?;
+                            if matches!(x, V::Null) {
+                                continue;
+                            }
+                            acc = Some(match (acc, agg) {
+                                (None, Agg::Sum) => x,
+                                (None, _) => x,
+                                (Some(V::Num(a)), Agg::Sum) => V::Num(
+                                    a.checked_add(num(x).unwrap_or_default())
+                                        .ok_or(EvalError("number too large"))?,
+                                ),
+                                (Some(a), Agg::Min) => {
+                                    if cmp_v(x, a) == Some(Ordering::Less) { x } else { a }
+                                }
+                                (Some(a), _) => {
+                                    if cmp_v(x, a) == Some(Ordering::Greater) { x } else { a }
+                                }
+                            });
+                        }
+                    }
+                }
+                match agg {
+                    Agg::Count => V::Num(count),
+                    Agg::Sum => acc.unwrap_or(V::Num(Decimal::ZERO)),
+                    _ => acc.unwrap_or(V::Null),
+                }
+            }
+        })
+    }
+
+    fn burn(&self, cx: &mut Ctx<'_>) -> R<()> {
+        if cx.fuel == 0 {
+            return Err(EvalError("evaluation limit reached (too many list elements examined)"));
+        }
+        cx.fuel -= 1;
+        Ok(())
+    }
+
+    pub fn truthy<'a>(&self, n: &'a Node, cx: &mut Ctx<'a>) -> R<bool>
+    where
+        'p: 'a,
+    {
+        Ok(matches!(self.eval(n, cx)?, V::Bool(true)))
+    }
+
+    fn call<'a>(&self, f: Func, args: &'a [Node], cx: &mut Ctx<'a>) -> R<V<'a>>
+    where
+        'p: 'a,
+    {
+        let mut vals = [Decimal::ZERO; 2];
+        match f {
+            Func::Min | Func::Max => {
+                let mut best: Option<Decimal> = None;
+                for a in args {
+                    let Some(x) = num(self.eval(a, cx)?) else {
+                        return Ok(V::Null);
+                    };
+                    best = Some(match best {
+                        None => x,
+                        Some(b) if f == Func::Min => b.min(x),
+                        Some(b) => b.max(x),
+                    });
+                }
+                return Ok(best.map_or(V::Null, V::Num));
+            }
+            _ => {
+                for (i, a) in args.iter().enumerate().take(2) {
+                    match num(self.eval(a, cx)?) {
+                        Some(x) => vals[i] = x,
+                        None => return Ok(V::Null),
+                    }
+                }
+            }
+        }
+        let x = vals[0];
+        Ok(V::Num(match f {
+            Func::Round => {
+                let dp = if args.len() > 1 { vals[1] } else { Decimal::ZERO };
+                let dp: u32 = dp.try_into().ok().filter(|d| *d <= 28).ok_or(EvalError("round: bad number of decimals"))?;
+                x.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
+            }
+            Func::Floor => x.floor(),
+            Func::Ceil => x.ceil(),
+            _ => x.abs(),
+        }))
+    }
+}
+
+fn anniversary(d: NaiveDate, year: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, d.month(), d.day())
+        .or_else(|| NaiveDate::from_ymd_opt(year, d.month(), 28))
+        .unwrap_or(d)
+}
+
+/// Round points by the program's policy (on the magnitude, so deductions
+/// round the same way as awards) to exactly `decimals` places.
+pub(crate) fn round_points(ir: &ProgramIr, d: Decimal) -> Decimal {
+    let s = match ir.rounding {
+        RoundingMode::Down => RoundingStrategy::ToZero,
+        RoundingMode::Up => RoundingStrategy::AwayFromZero,
+        RoundingMode::HalfEven => RoundingStrategy::MidpointNearestEven,
+        RoundingMode::HalfUp => RoundingStrategy::MidpointAwayFromZero,
+    };
+    let mut r = d.round_dp_with_strategy(ir.decimals, s);
+    r.rescale(ir.decimals);
+    if r.is_zero() {
+        r.set_sign_positive(true);
+    }
+    r
+}
+
+/// Format a value for explanations.
+pub(crate) fn show(ir: &ProgramIr, v: V<'_>, ty: Ty) -> String {
+    match v {
+        V::Null => "not set".into(),
+        V::Bool(b) => if b { "true".into() } else { "false".into() },
+        V::Num(d) if ty == Ty::Money => ir.currency.format(d),
+        V::Num(d) => d.to_string(),
+        V::Text(s) => format!("\"{s}\""),
+        V::Date(d) => d.to_string(),
+        V::Time(t) => {
+            if t.second() == 0 {
+                t.format("%H:%M").to_string()
+            } else {
+                t.format("%H:%M:%S").to_string()
+            }
+        }
+        V::DateTime(t) => t.with_timezone(&ir.tz).to_rfc3339(),
+        V::Weekday(d) => WEEKDAYS[d as usize % 7].into(),
+        V::Tier(t) => ir.tiers.get(t as usize).map_or("?".into(), |s| s.to_string()),
+        V::List(l) => format!("a list of {}", l.len()),
+        V::Record(_) => "an item".into(),
+    }
+}
+
+struct Deferred<'p> {
+    rule: &'p RuleIr,
+    kind: u16,
+    scope: Option<u32>,
+    factor: Decimal,
+}
+
+/// Evaluate every rule for `event`'s type against `customer`.
+pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: bool) -> Outcome {
+    let ir = &c.ir;
+    let ev = Evaluator { ir };
+    let mut out = Outcome {
+        event: event.id.clone(),
+        event_type: event.type_name.clone(),
+        customer: event.customer.clone(),
+        points: Decimal::ZERO,
+        effects: Vec::new(),
+        errors: Vec::new(),
+        explanation: if explain { Some(Vec::new()) } else { None },
+    };
+    let mut cx = Ctx {
+        event,
+        customer,
+        locals: [V::Null; 8],
+        fuel: FUEL,
+    };
+    let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
+    let mut stopped_by: Option<&Arc<str>> = None;
+    // group index -> the rule that took it
+    let mut taken: Vec<Option<(u32, Option<Decimal>)>> = vec![None; ir.groups.len()];
+    let mut deferred: Vec<Deferred<'_>> = Vec::new();
+
+    for &ri in order {
+        let rule = &ir.rules[ri as usize];
+        if let Some(by) = stopped_by {
+            note(&mut out, ir, c, rule, false, "stopped", format!("rule \"{by}\" stopped processing"), None);
+            continue;
+        }
+        if let Some((g, best)) = rule.group {
+            if let Some((winner, _)) = taken[g as usize] {
+                if best {
+                    // already explained when the group was resolved
+                    continue;
+                }
+                let detail = format!(
+                    "exclusive group \"{}\" already applied rule \"{}\"",
+                    ir.groups[g as usize], ir.rules[winner as usize].name
+                );
+                note(&mut out, ir, c, rule, false, "group", detail, None);
+                continue;
+            }
+            if best {
+                // Evaluate every member now; apply the one that awards most
+                // (the earliest in evaluation order on a tie).
+                let mut fired: Vec<(u32, Decimal, Vec<Effect>)> = Vec::new();
+                for &mi in order {
+                    let m = &ir.rules[mi as usize];
+                    if m.group != rule.group {
+                        continue;
+                    }
+                    let mut effs = Vec::new();
+                    if let Fire::Yes = try_rule(&ev, m, &mut cx, &mut effs, &mut out, explain, c) {
+                        let pts = own_points(&effs, event);
+                        fired.push((mi, pts, effs));
+                    }
+                }
+                let mut win: Option<usize> = None;
+                for (i, f) in fired.iter().enumerate() {
+                    if win.is_none_or(|w| f.1 > fired[w].1) {
+                        win = Some(i);
+                    }
+                }
+                if let Some(w) = win {
+                    let wi = fired[w].0;
+                    let wpts = fired[w].1;
+                    taken[g as usize] = Some((wi, Some(wpts)));
+                    let wrule = &ir.rules[wi as usize];
+                    for (i, (mi, _, effs)) in fired.into_iter().enumerate() {
+                        let m = &ir.rules[mi as usize];
+                        if i == w {
+                            out.effects.extend(effs);
+                            note(&mut out, ir, c, m, true, "", String::new(), None);
+                        } else {
+                            let detail = format!(
+                                "best group \"{}\" chose rule \"{}\" ({} points)",
+                                ir.groups[g as usize], wrule.name, wpts
+                            );
+                            note(&mut out, ir, c, m, false, "group", detail, None);
+                        }
+                    }
+                    if wrule.stop {
+                        stopped_by = Some(&wrule.name);
+                    }
+                } else {
+                    taken[g as usize] = Some((ri, None));
+                }
+                continue;
+            }
+        }
+        if rule.is_multiplier {
+            match check_rule(&ev, rule, &mut cx, &mut out, explain, c) {
+                Fire::Yes => {
+                    for e in &rule.effects {
+                        if let EffectIr::Multiply { kind, rule: scope, factor } = e {
+                            match ev.eval(factor, &mut cx) {
+                                Ok(V::Num(f)) => deferred.push(Deferred { rule, kind: *kind, scope: *scope, factor: f }),
+                                Ok(_) => {}
+                                Err(err) => out.errors.push(RuleError { rule: rule.name.clone(), message: err.0.into() }),
+                            }
+                        }
+                    }
+                    note(&mut out, ir, c, rule, true, "", String::new(), None);
+                    if let Some((g, _)) = rule.group {
+                        taken[g as usize] = Some((ri, None));
+                    }
+                    if rule.stop {
+                        stopped_by = Some(&rule.name);
+                    }
+                }
+                Fire::No => {}
+            }
+            continue;
+        }
+        let mut effs = std::mem::take(&mut out.effects);
+        let fired = try_rule(&ev, rule, &mut cx, &mut effs, &mut out, explain, c);
+        out.effects = effs;
+        if let Fire::Yes = fired {
+            note(&mut out, ir, c, rule, true, "", String::new(), None);
+            if let Some((g, _)) = rule.group {
+                taken[g as usize] = Some((ri, None));
+            }
+            if rule.stop {
+                stopped_by = Some(&rule.name);
+            }
+        }
+    }
+
+    // Multipliers: after every award, in evaluation order. A multiplier over
+    // all points also multiplies the extras of multipliers before it, so
+    // factors combine by multiplication.
+    for d in &deferred {
+        let mut base = Decimal::ZERO;
+        for e in &out.effects {
+            match e {
+                Effect::Award { rule, customer, kind, points }
+                    if *customer == event.customer
+                        && **kind == *ir.kinds[d.kind as usize]
+                        && points.is_sign_positive() =>
+                {
+                    let in_scope = match d.scope {
+                        None => true,
+                        Some(s) => **rule == *ir.rules[s as usize].name,
+                    };
+                    if in_scope {
+                        base += *points;
+                    }
+                }
+                Effect::Multiply { customer, kind, points, .. }
+                    if d.scope.is_none() && *customer == event.customer && **kind == *ir.kinds[d.kind as usize] =>
+                {
+                    base += *points
+                }
+                _ => {}
+            }
+        }
+        let extra = base
+            .checked_mul(d.factor - Decimal::ONE)
+            .map(|x| round_points(ir, x));
+        match extra {
+            Some(x) => out.effects.push(Effect::Multiply {
+                rule: d.rule.name.clone(),
+                customer: event.customer.clone(),
+                kind: ir.kinds[d.kind as usize].clone(),
+                factor: d.factor,
+                points: x,
+            }),
+            None => out.errors.push(RuleError { rule: d.rule.name.clone(), message: "number too large".into() }),
+        }
+    }
+    let mut total = own_points(&out.effects, event);
+    total.rescale(ir.decimals);
+    out.points = total;
+    out
+}
+
+fn own_points(effs: &[Effect], event: &Event) -> Decimal {
+    let mut total = Decimal::ZERO;
+    for e in effs {
+        match e {
+            Effect::Award { customer, kind, points, .. } | Effect::Multiply { customer, kind, points, .. }
+                if *customer == event.customer && &**kind == "points" =>
+            {
+                total = total.saturating_add(*points)
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
+enum Fire {
+    Yes,
+    No,
+}
+
+/// Check the rule's window and condition; on failure record why.
+fn check_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, out: &mut Outcome, explain: bool, c: &Compiled) -> Fire {
+    let today = cx.event.local.date;
+    let (from, to) = rule.active;
+    if from.is_some_and(|f| today < f) || to.is_some_and(|t| today > t) {
+        if explain {
+            let window = match (from, to) {
+                (Some(f), Some(t)) => format!("from {f} to {t}"),
+                (Some(f), None) => format!("from {f}"),
+                (None, Some(t)) => format!("until {t}"),
+                _ => String::new(),
+            };
+            note(out, ev.ir, c, rule, false, "inactive", format!("the rule is active {window}; the event is on {today}"), None);
+        }
+        return Fire::No;
+    }
+    if let Some(cond) = &rule.cond {
+        match ev.truthy(cond, cx) {
+            Ok(true) => {}
+            Ok(false) => {
+                if explain {
+                    let (node, values) = why_false(ev, c, cond, cx);
+                    let text = c.text(node.span).to_string();
+                    let detail = if values.is_empty() {
+                        format!("`{text}` is false")
+                    } else {
+                        format!(
+                            "`{text}` is false: {}",
+                            values.iter().map(|v| format!("{} is {}", v.expr, v.value)).collect::<Vec<_>>().join(", ")
+                        )
+                    };
+                    note(out, ev.ir, c, rule, false, "condition_failed", detail, Some((node.span, text, values)));
+                }
+                return Fire::No;
+            }
+            Err(e) => {
+                out.errors.push(RuleError { rule: rule.name.clone(), message: e.0.into() });
+                if explain {
+                    note(out, ev.ir, c, rule, false, "error", e.0.into(), None);
+                }
+                return Fire::No;
+            }
+        }
+    }
+    Fire::Yes
+}
+
+/// Check the rule and compute its effects into `effs`. A rule whose effects
+/// fail to compute does not fire at all (no partial effects).
+fn try_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, effs: &mut Vec<Effect>, out: &mut Outcome, explain: bool, c: &Compiled) -> Fire {
+    if let Fire::No = check_rule(ev, rule, cx, out, explain, c) {
+        return Fire::No;
+    }
+    let start = effs.len();
+    let mut skipped: Vec<String> = Vec::new();
+    for e in &rule.effects {
+        match effect(ev, rule, e, cx, effs, &mut skipped) {
+            Ok(()) => {}
+            Err(err) => {
+                effs.truncate(start);
+                out.errors.push(RuleError { rule: rule.name.clone(), message: err.0.into() });
+                if explain {
+                    note(out, ev.ir, c, rule, false, "error", err.0.into(), None);
+                }
+                return Fire::No;
+            }
+        }
+    }
+    for s in skipped {
+        out.errors.push(RuleError { rule: rule.name.clone(), message: s });
+    }
+    Fire::Yes
+}
+
+fn target<'a>(ev: &Evaluator<'a>, to: &'a Option<Node>, cx: &mut Ctx<'a>, skipped: &mut Vec<String>) -> R<Option<Arc<str>>> {
+    match to {
+        None => Ok(Some(cx.event.customer.clone())),
+        Some(n) => match ev.eval(n, cx)? {
+            V::Text(s) if !s.is_empty() => Ok(Some(if *s == *cx.event.customer { cx.event.customer.clone() } else { Arc::from(s) })),
+            _ => {
+                skipped.push("effect skipped: the customer it is for is not set".into());
+                Ok(None)
+            }
+        },
+    }
+}
+
+fn effect<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, e: &'a EffectIr, cx: &mut Ctx<'a>, effs: &mut Vec<Effect>, skipped: &mut Vec<String>) -> R<()> {
+    let ir = ev.ir;
+    let too_big = || EvalError("number too large");
+    match e {
+        EffectIr::Award { deduct, kind, amount, to } => {
+            let raw: Option<Decimal> = match amount {
+                AmountIr::Fixed(n) => num(ev.eval(n, cx)?),
+                AmountIr::Percent(f, base) => num(ev.eval(base, cx)?).map(|b| b.checked_mul(*f)).map(|x| x.ok_or_else(too_big)).transpose()?,
+                AmountIr::Rate { points, every, unit, of } => {
+                    let (Some(p), Some(u), Some(m)) = (num(ev.eval(points, cx)?), num(ev.eval(unit, cx)?), num(ev.eval(of, cx)?)) else {
+                        return Ok(());
+                    };
+                    if u.is_zero() {
+                        return Err(EvalError("division by zero: the unit of a rate is 0"));
+                    }
+                    let units = m.checked_div(u).ok_or_else(too_big)?;
+                    let units = if *every { units.trunc() } else { units };
+                    Some(units.checked_mul(p).ok_or_else(too_big)?)
+                }
+                AmountIr::Each { points, depth, list, filter } => {
+                    let Some(p) = num(ev.eval(points, cx)?) else { return Ok(()) };
+                    let mut n = Decimal::ZERO;
+                    if let V::List(l) = ev.eval(list, cx)? {
+                        for item in l {
+                            ev.burn(cx)?;
+                            cx.locals[*depth as usize] = view(item);
+                            if let Some(f) = filter {
+                                if !ev.truthy(f, cx)? {
+                                    continue;
+                                }
+                            }
+                            n += Decimal::ONE;
+                        }
+                    }
+                    Some(n.checked_mul(p).ok_or_else(too_big)?)
+                }
+            };
+            let Some(raw) = raw else {
+                skipped.push("award skipped: its amount is not set".into());
+                return Ok(());
+            };
+            let mut pts = round_points(ir, raw);
+            if *deduct {
+                pts = -pts;
+            }
+            if let Some(who) = target(ev, to, cx, skipped)? {
+                effs.push(Effect::Award { rule: rule.name.clone(), customer: who, kind: ir.kinds[*kind as usize].clone(), points: pts });
+            }
+        }
+        EffectIr::Multiply { .. } => {}
+        EffectIr::Grant { reward, to } => {
+            if let Some(who) = target(ev, to, cx, skipped)? {
+                effs.push(Effect::Reward { rule: rule.name.clone(), customer: who, reward: reward.clone() });
+            }
+        }
+        EffectIr::SetTier(t) => {
+            let from = match cx.customer.fields.get(CU_TIER) {
+                Some(Value::Tier(f)) => ir.tiers.get(*f as usize).cloned(),
+                _ => None,
+            };
+            effs.push(Effect::Tier { rule: rule.name.clone(), customer: cx.event.customer.clone(), from, to: ir.tiers[*t as usize].clone() });
+        }
+        EffectIr::SetAttr { attr, value } => {
+            let v = own_value(ev.eval(value, cx)?);
+            effs.push(Effect::SetAttribute { rule: rule.name.clone(), customer: cx.event.customer.clone(), attribute: attr.clone(), value: to_json(ir, &v) });
+        }
+        EffectIr::Tag(t) => effs.push(Effect::Tag { rule: rule.name.clone(), customer: cx.event.customer.clone(), tag: t.clone() }),
+        EffectIr::Notify(m) => effs.push(Effect::Notify { rule: rule.name.clone(), customer: cx.event.customer.clone(), message: m.clone() }),
+        EffectIr::Extend { amount, months } => effs.push(Effect::ExtendExpiry {
+            rule: rule.name.clone(),
+            customer: cx.event.customer.clone(),
+            days: if *months { None } else { Some(*amount) },
+            months: if *months { Some(*amount) } else { None },
+        }),
+    }
+    Ok(())
+}
+
+/// The first failed part of a false condition, and the values it saw.
+fn why_false<'a>(ev: &Evaluator<'a>, c: &Compiled, n: &'a Node, cx: &mut Ctx<'a>) -> (&'a Node, Vec<SeenValue>) {
+    let mut cur = n;
+    loop {
+        match &cur.kind {
+            NodeKind::And(a, b) => {
+                cur = if matches!(ev.truthy(a, cx), Ok(false)) { a } else { b };
+            }
+            _ => break,
+        }
+    }
+    let mut values = Vec::new();
+    seen(ev, c, cur, cx, &mut values, 0);
+    (cur, values)
+}
+
+fn seen<'a>(ev: &Evaluator<'a>, c: &Compiled, n: &'a Node, cx: &mut Ctx<'a>, out: &mut Vec<SeenValue>, depth: usize) {
+    if depth > limits::MAX_EXPR_DEPTH || out.len() >= 8 {
+        return;
+    }
+    let operands: Vec<&'a Node> = match &n.kind {
+        NodeKind::Cmp(_, a, b) | NodeKind::TextTest(_, _, a, b) | NodeKind::In(_, a, b) => vec![a, b],
+        NodeKind::Between(_, a, b, c) => vec![a, b, c],
+        NodeKind::IsSet(_, a) => vec![a],
+        NodeKind::And(a, b) | NodeKind::Or(a, b) => {
+            seen(ev, c, a, cx, out, depth + 1);
+            seen(ev, c, b, cx, out, depth + 1);
+            return;
+        }
+        NodeKind::Not(a) => {
+            seen(ev, c, a, cx, out, depth + 1);
+            return;
+        }
+        NodeKind::EventField(_) | NodeKind::CustomerField(_) | NodeKind::Calendar(_) => vec![n],
+        _ => vec![],
+    };
+    for o in operands {
+        if matches!(o.kind, NodeKind::Const(_)) {
+            continue;
+        }
+        let text = c.text(o.span).to_string();
+        if out.iter().any(|s| s.expr == text) {
+            continue;
+        }
+        let value = match ev.eval(o, cx) {
+            Ok(v) => show(ev.ir, v, o.ty),
+            Err(e) => format!("error: {}", e.0),
+        };
+        out.push(SeenValue { expr: text, value });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn note(out: &mut Outcome, _ir: &ProgramIr, c: &Compiled, rule: &RuleIr, fired: bool, reason: &str, detail: String, cond: Option<(Span, String, Vec<SeenValue>)>) {
+    let Some(ex) = out.explanation.as_mut() else { return };
+    let (span, condition, values) = match cond {
+        Some((s, t, v)) => (s, Some(t), v),
+        None => (rule.span, None, Vec::new()),
+    };
+    let (line, column) = c.line_col(span.start as usize);
+    ex.push(Explanation {
+        rule: rule.name.clone(),
+        fired,
+        reason: if fired { None } else { Some(reason.to_string()) },
+        detail: if fired || detail.is_empty() { None } else { Some(detail) },
+        condition,
+        line,
+        column,
+        start: span.start as usize,
+        end: span.end as usize,
+        values,
+    });
+}

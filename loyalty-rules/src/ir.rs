@@ -1,0 +1,182 @@
+//! The checked, resolved form that the evaluator runs: every name is a slot,
+//! every node has a type and a span, no strings are looked up at run time.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+
+use crate::ast::{Agg, ArithOp, CmpOp, OfFn, Quant, RoundingMode, Span, TextOp};
+use crate::schema::{Calendar, EventSchema, FieldDef, Ty, Value};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Func {
+    Min,
+    Max,
+    Round,
+    Floor,
+    Ceil,
+    Abs,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub kind: NodeKind,
+    pub ty: Ty,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum NodeKind {
+    Const(Value),
+    EventField(u16),
+    CustomerField(u16),
+    /// Loop variable at this depth (0 = outermost), optionally a field of it.
+    Local(u8, Option<u16>),
+    Calendar(Calendar),
+    Not(Box<Node>),
+    And(Box<Node>, Box<Node>),
+    Or(Box<Node>, Box<Node>),
+    Neg(Box<Node>),
+    Arith(ArithOp, Box<Node>, Box<Node>),
+    Cmp(CmpOp, Box<Node>, Box<Node>),
+    TextTest(TextOp, bool, Box<Node>, Box<Node>),
+    In(bool, Box<Node>, Box<Node>),
+    Between(bool, Box<Node>, Box<Node>, Box<Node>),
+    IsSet(bool, Box<Node>),
+    If(Box<Node>, Box<Node>, Box<Node>),
+    Call(Func, Vec<Node>),
+    Of(OfFn, Box<Node>),
+    Quant(Quant, u8, Box<Node>, Box<Node>),
+    Agg {
+        agg: Agg,
+        depth: u8,
+        list: Box<Node>,
+        value: Option<Box<Node>>,
+        filter: Option<Box<Node>>,
+    },
+}
+
+impl Node {
+    pub fn new(kind: NodeKind, ty: Ty, span: Span) -> Node {
+        Node { kind, ty, span }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum AmountIr {
+    Fixed(Node),
+    /// factor = pct / 100
+    Percent(Decimal, Node),
+    Rate {
+        points: Node,
+        every: bool,
+        unit: Node,
+        of: Node,
+    },
+    Each {
+        points: Node,
+        depth: u8,
+        list: Node,
+        filter: Option<Node>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum EffectIr {
+    Award {
+        deduct: bool,
+        kind: u16,
+        amount: AmountIr,
+        to: Option<Node>,
+    },
+    Multiply {
+        kind: u16,
+        rule: Option<u32>,
+        factor: Node,
+    },
+    Grant {
+        reward: Arc<str>,
+        to: Option<Node>,
+    },
+    SetTier(u16),
+    SetAttr {
+        attr: Arc<str>,
+        value: Node,
+    },
+    Tag(Arc<str>),
+    Notify(Arc<str>),
+    Extend {
+        amount: u32,
+        months: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct RuleIr {
+    pub name: Arc<str>,
+    pub event: u16,
+    pub cond: Option<Node>,
+    pub active: (Option<NaiveDate>, Option<NaiveDate>),
+    pub priority: i64,
+    /// (group index, best-of)
+    pub group: Option<(u16, bool)>,
+    pub stop: bool,
+    pub effects: Vec<EffectIr>,
+    pub span: Span,
+    pub is_multiplier: bool,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ProgramIr {
+    pub name: Option<String>,
+    pub currency: Currency,
+    pub tz: chrono_tz::Tz,
+    pub decimals: u32,
+    pub rounding: RoundingMode,
+    pub events: Vec<EventSchema>,
+    pub customer: Vec<FieldDef>,
+    pub item: Vec<FieldDef>,
+    pub tiers: Vec<Arc<str>>,
+    pub rewards: Vec<Arc<str>>,
+    /// Point kinds; index 0 is the spendable `points`.
+    pub kinds: Vec<Arc<str>>,
+    pub groups: Vec<Arc<str>>,
+    pub rules: Vec<RuleIr>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Currency {
+    pub code: [u8; 3],
+    pub sign: Option<char>,
+}
+
+impl Currency {
+    pub fn from_code(code: &str) -> Option<Currency> {
+        let up = code.to_ascii_uppercase();
+        let b = up.as_bytes();
+        if b.len() != 3 || !b.iter().all(|c| c.is_ascii_uppercase()) {
+            return None;
+        }
+        let sign = match up.as_str() {
+            "USD" | "CAD" | "AUD" | "NZD" | "SGD" | "HKD" | "MXN" => Some('$'),
+            "EUR" => Some('€'),
+            "GBP" => Some('£'),
+            _ => None,
+        };
+        Some(Currency {
+            code: [b[0], b[1], b[2]],
+            sign,
+        })
+    }
+    pub fn code(&self) -> &str {
+        std::str::from_utf8(&self.code).unwrap_or("USD")
+    }
+    pub fn format(&self, v: Decimal) -> String {
+        match self.sign {
+            Some(s) if v.is_sign_negative() => format!("-{s}{}", v.abs()),
+            Some(s) => format!("{s}{v}"),
+            None => format!("{v} {}", self.code()),
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! # loyalty-rules
+//!
+//! An embeddable rules engine for loyalty programs. Marketers write rules in
+//! a small, forgiving language; the engine checks them against typed
+//! customer events, compiles them, and evaluates events deterministically,
+//! explaining every decision.
+//!
+//! ```
+//! use loyalty_rules::Program;
+//!
+//! let program = Program::compile("IF Purchase > $100 THEN Award 100 Points")?;
+//! let customer = program.customer_from_json(r#"{"id": "c1"}"#)?;
+//! let event = program.event_from_json(
+//!     r#"{"type": "purchase", "id": "o-1", "customer": "c1",
+//!         "time": "2026-11-24T18:30:00Z", "amount": "120.00"}"#,
+//! )?;
+//! let outcome = program.evaluate(&event, &customer);
+//! assert_eq!(outcome.points.to_string(), "100");
+//! # Ok::<(), loyalty_rules::Error>(())
+//! ```
+//!
+//! Mistakes in a program are reported all at once, each with a line, a
+//! column, a source snippet and a hint:
+//!
+//! ```
+//! let err = loyalty_rules::Program::compile(
+//!     "rule \"Big\"\n  on purchase\n  if purchase.amout > $100\n  award 10 points",
+//! ).unwrap_err();
+//! let d = &err.diagnostics()[0];
+//! assert_eq!((d.line, d.column), (3, 15));
+//! assert_eq!(d.hint.as_deref(), Some("did you mean `amount`?"));
+//! ```
+//!
+//! The language is described in `docs/LANGUAGE.md`.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+#[cfg(not(feature = "unstable"))]
+mod ast;
+/// The syntax tree (unstable; for tests, fuzzing and tools).
+#[cfg(feature = "unstable")]
+pub mod ast;
+mod check;
+mod compile;
+mod complete;
+mod error;
+mod eval;
+mod format;
+mod input;
+mod ir;
+mod limits;
+mod outcome;
+mod parser;
+mod schema;
+
+use std::sync::Arc;
+
+pub use complete::Completion;
+pub use error::{Diagnostic, Error, ErrorKind, Severity};
+pub use input::{Customer, Event};
+pub use outcome::{Effect, Explanation, Outcome, RuleError, SeenValue};
+
+use error::Sink;
+
+/// A compiled program: immutable, `Send + Sync`, cheap to clone and share
+/// across threads.
+#[derive(Clone, Debug)]
+pub struct Program {
+    inner: Arc<compile::Compiled>,
+}
+
+impl Program {
+    /// Parse, check and compile a program. On failure the error carries
+    /// every diagnostic.
+    pub fn compile(source: &str) -> Result<Program, Error> {
+        let mut sink = Sink::new(source);
+        let ast = parser::parse(source, &mut sink);
+        let ir = ast.and_then(|a| check::check(&a, &mut sink));
+        match ir {
+            Some(ir) if !sink.has_errors() => Ok(Program {
+                inner: Arc::new(compile::Compiled::new(ir, source)),
+            }),
+            _ => Err(Error::from_diagnostics(sink.sorted(), source)),
+        }
+    }
+
+    /// The program's name (`program "..."`), if it has one.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.ir.name.as_deref()
+    }
+
+    /// The source the program was compiled from.
+    pub fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    /// The names of the program's rules, in source order.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.inner.ir.rules.iter().map(|r| &*r.name)
+    }
+
+    /// Decode an event from JSON text (`{"type": "purchase", "id": ..., "customer": ...,
+    /// "time": ..., <fields>}`) and check it against the program's schema.
+    pub fn event_from_json(&self, json: &str) -> Result<Event, Error> {
+        let v = input::parse_json(json, ErrorKind::InvalidEvent)?;
+        self.event_from_value(&v)
+    }
+
+    /// Decode an event from a JSON value.
+    pub fn event_from_value(&self, value: &serde_json::Value) -> Result<Event, Error> {
+        input::event_from_value(&self.inner.ir, value)
+    }
+
+    /// Decode a customer profile from JSON text (`{"id": ..., "tier": ..., <attributes>}`).
+    pub fn customer_from_json(&self, json: &str) -> Result<Customer, Error> {
+        let v = input::parse_json(json, ErrorKind::InvalidCustomer)?;
+        self.customer_from_value(&v)
+    }
+
+    /// Decode a customer profile from a JSON value.
+    pub fn customer_from_value(&self, value: &serde_json::Value) -> Result<Customer, Error> {
+        input::customer_from_value(&self.inner.ir, value)
+    }
+
+    /// Evaluate an event for a customer. Nothing is changed: this is a dry
+    /// run whose outcome lists the effects to apply.
+    pub fn evaluate(&self, event: &Event, customer: &Customer) -> Outcome {
+        eval::run(&self.inner, event, customer, false)
+    }
+
+    /// Like [`evaluate`](Self::evaluate), with an explanation of every rule.
+    pub fn explain(&self, event: &Event, customer: &Customer) -> Outcome {
+        eval::run(&self.inner, event, customer, true)
+    }
+}
+
+/// Check a program and return every diagnostic (errors and warnings), in
+/// source order. An empty list means the program compiles cleanly.
+pub fn check(source: &str) -> Vec<Diagnostic> {
+    let mut sink = Sink::new(source);
+    if let Some(ast) = parser::parse(source, &mut sink) {
+        let _ = check::check(&ast, &mut sink);
+    }
+    sink.sorted()
+}
+
+/// Format a program in the canonical style. The result parses to the same
+/// program, and formatting it again changes nothing.
+pub fn format(source: &str) -> Result<String, Error> {
+    let mut sink = Sink::new(source);
+    match parser::parse(source, &mut sink) {
+        Some(ast) if !sink.has_errors() => Ok(format::format(&ast)),
+        _ => Err(Error::from_diagnostics(sink.sorted(), source)),
+    }
+}
+
+/// Names that fit at byte offset `offset` of `source`, for autocompletion:
+/// fields after `purchase.` or `customer.`, tiers, rewards, events, keywords.
+/// Works on programs that do not compile yet.
+pub fn completions(source: &str, offset: usize) -> Vec<Completion> {
+    complete::completions(source, offset)
+}
+
+/// Parse a program into its syntax tree (unstable).
+#[cfg(feature = "unstable")]
+pub fn parse(source: &str) -> Result<ast::Program, Error> {
+    let mut sink = Sink::new(source);
+    match parser::parse(source, &mut sink) {
+        Some(ast) if !sink.has_errors() => Ok(ast),
+        _ => Err(Error::from_diagnostics(sink.sorted(), source)),
+    }
+}
+
+/// Format a syntax tree (unstable).
+#[cfg(feature = "unstable")]
+pub fn format_ast(program: &ast::Program) -> String {
+    format::format(program)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn program_is_send_sync() {
+        assert_send_sync::<Program>();
+        assert_send_sync::<Event>();
+        assert_send_sync::<Customer>();
+    }
+}
