@@ -205,7 +205,9 @@ impl Checker<'_, '_> {
             }
             Item::CustomerDecl(fields) => {
                 for fd in fields {
-                    if let Some(def) = self.field_decl(fd) {
+                    if let Some(mut def) = self.field_decl(fd) {
+                        // a customer record may predate the attribute: all are optional
+                        def.optional = true;
                         if self.ir.customer.iter().any(|f| f.name.eq_ignore_ascii_case(&def.name)) {
                             self.sink.error(
                                 ErrorKind::Duplicate,
@@ -241,7 +243,6 @@ impl Checker<'_, '_> {
                                 FieldDef { name: "time".into(), ty: Ty::DateTime, optional: false, default: None },
                             ],
                             primary: None,
-                            builtin: false,
                         });
                         self.ir.events.len() - 1
                     }

@@ -368,25 +368,6 @@ impl<'s> Sink<'s> {
         ));
     }
 
-    pub fn warning(
-        &mut self,
-        kind: ErrorKind,
-        span: crate::ast::Span,
-        message: impl Into<String>,
-        hint: Option<String>,
-    ) {
-        let mut d = Diagnostic::new(
-            self.source,
-            kind,
-            span.start as usize,
-            span.end as usize,
-            message.into(),
-            hint,
-        );
-        d.severity = Severity::Warning;
-        self.diags.push(d);
-    }
-
     pub fn has_errors(&self) -> bool {
         self.diags.iter().any(|d| d.severity == Severity::Error)
     }

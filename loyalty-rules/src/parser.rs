@@ -251,8 +251,38 @@ struct Builder<'a, 's> {
     depth_error: bool,
 }
 
+/// The pair's span without the whitespace and comments that pest counts
+/// into a rule when it looks past its end.
 fn span_of(p: &Pair<'_, Rule>) -> Span {
-    Span::new(p.as_span().start(), p.as_span().end())
+    let start = p.as_span().start();
+    Span::new(start, start + trimmed_len(p.as_str()))
+}
+
+fn trimmed_len(text: &str) -> usize {
+    let mut t = text.trim_end();
+    loop {
+        let line_start = t.rfind('\n').map_or(0, |i| i + 1);
+        match comment_start(&t[line_start..]) {
+            Some(c) => t = t[..line_start + c].trim_end(),
+            None => return t.len(),
+        }
+    }
+}
+
+/// Byte offset of a `#` comment in one line, ignoring `#` inside strings.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut in_str = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_str => escaped = true,
+            '"' => in_str = !in_str,
+            '#' if !in_str => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn name_of(p: &Pair<'_, Rule>) -> Name {

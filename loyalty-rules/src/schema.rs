@@ -181,7 +181,6 @@ pub(crate) struct EventSchema {
     pub fields: Vec<FieldDef>,
     /// The field that `IF purchase > 100` compares.
     pub primary: Option<usize>,
-    pub builtin: bool,
 }
 
 impl EventSchema {
@@ -198,7 +197,6 @@ fn event(name: &str, extra: Vec<FieldDef>, primary: Option<&str>) -> EventSchema
         name: name.into(),
         fields,
         primary,
-        builtin: true,
     }
 }
 
