@@ -2,6 +2,9 @@
 //!
 //! Produced by `parser.rs`, consumed by `check.rs` and `format.rs`. Nothing
 //! here is resolved or typed yet.
+// Built once per compile and walked a few times; boxing the big variants
+// would only add indirection.
+#![allow(clippy::large_enum_variant)]
 
 use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;

@@ -70,7 +70,9 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
                 ErrorKind::Duplicate,
                 name_span,
                 format!("there is already a rule named \"{name}\""),
-                Some(format!("the first one is on line {line}; give each rule its own name")),
+                Some(format!(
+                    "the first one is on line {line}; give each rule its own name"
+                )),
             );
         } else {
             names.insert(name.to_lowercase(), name_span);
@@ -81,15 +83,16 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
     }
     // `multiply points of rule "x"` refers to rules by name.
     for (rule_idx, effect_idx, target) in pending_multiply {
-        let found = c
-            .ir
-            .rules
-            .iter()
-            .position(|r| r.name.eq_ignore_ascii_case(&target.text));
+        let found =
+            c.ir.rules
+                .iter()
+                .position(|r| r.name.eq_ignore_ascii_case(&target.text));
         match found {
             Some(t) => {
                 if let Some(EffectIr::Multiply { rule, .. }) =
-                    c.ir.rules.get_mut(rule_idx).and_then(|r| r.effects.get_mut(effect_idx))
+                    c.ir.rules
+                        .get_mut(rule_idx)
+                        .and_then(|r| r.effects.get_mut(effect_idx))
                 {
                     *rule = Some(t as u32);
                 }
@@ -197,7 +200,11 @@ impl Checker<'_, '_> {
                     }
                 }
             }
-            Item::Rounding { decimals, mode, span } => {
+            Item::Rounding {
+                decimals,
+                mode,
+                span,
+            } => {
                 if self.once("points rounding", *span) {
                     self.ir.decimals = *decimals;
                     self.ir.rounding = *mode;
@@ -208,7 +215,12 @@ impl Checker<'_, '_> {
                     if let Some(mut def) = self.field_decl(fd) {
                         // a customer record may predate the attribute: all are optional
                         def.optional = true;
-                        if self.ir.customer.iter().any(|f| f.name.eq_ignore_ascii_case(&def.name)) {
+                        if self
+                            .ir
+                            .customer
+                            .iter()
+                            .any(|f| f.name.eq_ignore_ascii_case(&def.name))
+                        {
                             self.sink.error(
                                 ErrorKind::Duplicate,
                                 fd.name.span,
@@ -226,11 +238,18 @@ impl Checker<'_, '_> {
                 let idx = match self.ir.events.iter().position(|e| e.name == lname) {
                     Some(i) => i,
                     None => {
-                        if Calendar::from_name(&lname).is_some() || lname == "customer" || lname == "event" || lname == "item" {
+                        if Calendar::from_name(&lname).is_some()
+                            || lname == "customer"
+                            || lname == "event"
+                            || lname == "item"
+                        {
                             self.sink.error(
                                 ErrorKind::Duplicate,
                                 name.span,
-                                format!("`{}` is a built-in name and cannot be an event", name.text),
+                                format!(
+                                    "`{}` is a built-in name and cannot be an event",
+                                    name.text
+                                ),
                                 None,
                             );
                             return;
@@ -238,9 +257,24 @@ impl Checker<'_, '_> {
                         self.ir.events.push(EventSchema {
                             name: lname,
                             fields: vec![
-                                FieldDef { name: "id".into(), ty: Ty::Text, optional: false, default: None },
-                                FieldDef { name: "customer".into(), ty: Ty::Text, optional: false, default: None },
-                                FieldDef { name: "time".into(), ty: Ty::DateTime, optional: false, default: None },
+                                FieldDef {
+                                    name: "id".into(),
+                                    ty: Ty::Text,
+                                    optional: false,
+                                    default: None,
+                                },
+                                FieldDef {
+                                    name: "customer".into(),
+                                    ty: Ty::Text,
+                                    optional: false,
+                                    default: None,
+                                },
+                                FieldDef {
+                                    name: "time".into(),
+                                    ty: Ty::DateTime,
+                                    optional: false,
+                                    default: None,
+                                },
                             ],
                             primary: None,
                         });
@@ -269,8 +303,18 @@ impl Checker<'_, '_> {
                     }
                 }
                 for n in names {
-                    if self.ir.tiers.iter().any(|t| t.eq_ignore_ascii_case(&n.text)) {
-                        self.sink.error(ErrorKind::Duplicate, n.span, format!("tier `{}` is listed twice", n.text), None);
+                    if self
+                        .ir
+                        .tiers
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case(&n.text))
+                    {
+                        self.sink.error(
+                            ErrorKind::Duplicate,
+                            n.span,
+                            format!("tier `{}` is listed twice", n.text),
+                            None,
+                        );
                     } else {
                         self.ir.tiers.push(Arc::from(n.text.to_ascii_lowercase()));
                     }
@@ -279,7 +323,12 @@ impl Checker<'_, '_> {
             Item::Rewards(names) => {
                 for n in names {
                     if self.ir.rewards.iter().any(|t| **t == *n.text) {
-                        self.sink.error(ErrorKind::Duplicate, n.span, format!("reward \"{}\" is declared twice", n.text), None);
+                        self.sink.error(
+                            ErrorKind::Duplicate,
+                            n.span,
+                            format!("reward \"{}\" is declared twice", n.text),
+                            None,
+                        );
                     } else {
                         self.ir.rewards.push(Arc::from(n.text.as_str()));
                     }
@@ -289,7 +338,12 @@ impl Checker<'_, '_> {
                 for n in names {
                     let l = n.text.to_ascii_lowercase();
                     if self.ir.kinds.iter().any(|k| **k == *l) {
-                        self.sink.error(ErrorKind::Duplicate, n.span, format!("point kind `{}` is declared twice", n.text), None);
+                        self.sink.error(
+                            ErrorKind::Duplicate,
+                            n.span,
+                            format!("point kind `{}` is declared twice", n.text),
+                            None,
+                        );
                     } else {
                         self.ir.kinds.push(Arc::from(l));
                     }
@@ -303,14 +357,24 @@ impl Checker<'_, '_> {
         let Some(ty) = Ty::from_decl(&fd.ty.text) else {
             let hint = did_you_mean(&fd.ty.text, Ty::DECL_NAMES.iter().copied())
                 .or_else(|| Some(format!("types are {}", Ty::DECL_NAMES.join(", "))));
-            self.sink.error(ErrorKind::UnknownType, fd.ty.span, format!("unknown type `{}`", fd.ty.text), hint);
+            self.sink.error(
+                ErrorKind::UnknownType,
+                fd.ty.span,
+                format!("unknown type `{}`", fd.ty.text),
+                hint,
+            );
             return None;
         };
         let ty = if fd.list {
             match Elem::of(ty) {
                 Some(e) => Ty::List(e),
                 None => {
-                    self.sink.error(ErrorKind::UnknownType, fd.ty.span, format!("lists of {} are not supported", ty.name()), None);
+                    self.sink.error(
+                        ErrorKind::UnknownType,
+                        fd.ty.span,
+                        format!("lists of {} are not supported", ty.name()),
+                        None,
+                    );
                     return None;
                 }
             }
@@ -321,7 +385,11 @@ impl Checker<'_, '_> {
             name: fd.name.text.to_ascii_lowercase(),
             ty,
             optional: fd.optional || fd.list,
-            default: if fd.list { Some(Value::List(Vec::new())) } else { None },
+            default: if fd.list {
+                Some(Value::List(Vec::new()))
+            } else {
+                None
+            },
         })
     }
 
@@ -338,11 +406,21 @@ impl Checker<'_, '_> {
         }
         let hint = did_you_mean(&n.text, self.ir.events.iter().map(|e| e.name.as_str()))
             .or_else(|| Some("declare it with `event <name> has <field>: <type>`".into()));
-        self.sink.error(ErrorKind::UnknownEvent, n.span, format!("unknown event `{}`", n.text), hint);
+        self.sink.error(
+            ErrorKind::UnknownEvent,
+            n.span,
+            format!("unknown event `{}`", n.text),
+            hint,
+        );
         None
     }
 
-    fn rule(&mut self, r: &Rule, name: String, pending: &mut Vec<(usize, usize, Name)>) -> Option<RuleIr> {
+    fn rule(
+        &mut self,
+        r: &Rule,
+        name: String,
+        pending: &mut Vec<(usize, usize, Name)>,
+    ) -> Option<RuleIr> {
         let rule_idx = self.ir.rules.len();
         self.event = None;
         self.locals.clear();
@@ -352,18 +430,25 @@ impl Checker<'_, '_> {
         for c in &r.clauses {
             if let Clause::On(n) = c {
                 if on.is_some() {
-                    self.sink.error(ErrorKind::InvalidRule, n.span, "a rule reacts to one event; `on` is given twice", Some("write a separate rule for each event".into()));
+                    self.sink.error(
+                        ErrorKind::InvalidRule,
+                        n.span,
+                        "a rule reacts to one event; `on` is given twice",
+                        Some("write a separate rule for each event".into()),
+                    );
                     continue;
                 }
                 on = Some(n.span);
-                self.event = self.find_event(n);
-                if self.event.is_none() {
-                    return None;
-                }
+                self.event = Some(self.find_event(n)?);
             }
         }
         match &r.trigger {
-            Some(Trigger::Head { event, word, cmp, rest }) => {
+            Some(Trigger::Head {
+                event,
+                word,
+                cmp,
+                rest,
+            }) => {
                 let ev = self.find_event(event)?;
                 self.event = Some(ev);
                 let schema = self.ir.events[ev as usize].clone();
@@ -371,11 +456,23 @@ impl Checker<'_, '_> {
                     Some(w) => match schema.field(&w.text) {
                         Some(slot) => {
                             let fdef = &schema.fields[slot];
-                            Some(Node::new(NodeKind::EventField(slot as u16), fdef.ty, w.span))
+                            Some(Node::new(
+                                NodeKind::EventField(slot as u16),
+                                fdef.ty,
+                                w.span,
+                            ))
                         }
                         None => {
-                            let hint = did_you_mean(&w.text, schema.fields.iter().map(|f| f.name.as_str()));
-                            self.sink.error(ErrorKind::UnknownField, w.span, format!("unknown field `{}` on `{}`", w.text, schema.name), hint);
+                            let hint = did_you_mean(
+                                &w.text,
+                                schema.fields.iter().map(|f| f.name.as_str()),
+                            );
+                            self.sink.error(
+                                ErrorKind::UnknownField,
+                                w.span,
+                                format!("unknown field `{}` on `{}`", w.text, schema.name),
+                                hint,
+                            );
                             return None;
                         }
                     },
@@ -384,22 +481,40 @@ impl Checker<'_, '_> {
                 match (subject, cmp) {
                     (Some(s), None) => {
                         if s.ty != Ty::Bool {
-                            self.sink.error(ErrorKind::TypeMismatch, s.span, format!("`{}` is {}, not yes/no; compare it with something", &self.sink.source[s.span.start as usize..s.span.end as usize], s.ty.name()), None);
+                            self.sink.error(
+                                ErrorKind::TypeMismatch,
+                                s.span,
+                                format!(
+                                    "`{}` is {}, not yes/no; compare it with something",
+                                    &self.sink.source[s.span.start as usize..s.span.end as usize],
+                                    s.ty.name()
+                                ),
+                                None,
+                            );
                         }
                         conds.push(s);
                     }
                     (subject, Some((op, rhs))) => {
                         let subject = match subject {
                             Some(s) => s,
-                            None => match schema.primary {
-                                Some(p) => Node::new(NodeKind::EventField(p as u16), schema.fields[p].ty, event.span),
-                                None => {
-                                    self.sink.error(ErrorKind::TypeMismatch, event.span, format!("event `{}` has no amount to compare", schema.name), Some(format!("compare one of its fields, e.g. `{}.<field> > ...`", schema.name)));
-                                    return None;
+                            None => {
+                                match schema.primary {
+                                    Some(p) => Node::new(
+                                        NodeKind::EventField(p as u16),
+                                        schema.fields[p].ty,
+                                        event.span,
+                                    ),
+                                    None => {
+                                        self.sink.error(ErrorKind::TypeMismatch, event.span, format!("event `{}` has no amount to compare", schema.name), Some(format!("compare one of its fields, e.g. `{}.<field> > ...`", schema.name)));
+                                        return None;
+                                    }
                                 }
-                            },
+                            }
                         };
-                        let lhs = Checked { node: subject, num_literal: false };
+                        let lhs = Checked {
+                            node: subject,
+                            num_literal: false,
+                        };
                         let rhs = self.expr_expect(rhs, Some(lhs.node.ty));
                         let span = lhs.node.span.to(rhs.node.span);
                         conds.push(self.compare(*op, lhs, rhs, span));
@@ -435,7 +550,12 @@ impl Checker<'_, '_> {
                 }
             }
             if self.event.is_none() {
-                self.sink.error(ErrorKind::InvalidRule, r.name.as_ref().map_or(r.span, |n| n.span), "this rule does not say which event it reacts to", Some("add `on purchase` (or another event) after the rule name".into()));
+                self.sink.error(
+                    ErrorKind::InvalidRule,
+                    r.name.as_ref().map_or(r.span, |n| n.span),
+                    "this rule does not say which event it reacts to",
+                    Some("add `on purchase` (or another event) after the rule name".into()),
+                );
                 return None;
             }
         }
@@ -457,20 +577,40 @@ impl Checker<'_, '_> {
                 }
                 Clause::Active { from, to, span } => {
                     if seen.insert("active", *span).is_some() {
-                        self.sink.error(ErrorKind::InvalidRule, *span, "`active` is given twice", None);
+                        self.sink.error(
+                            ErrorKind::InvalidRule,
+                            *span,
+                            "`active` is given twice",
+                            None,
+                        );
                     }
                     if let (Some(f), Some(t)) = (from, to) {
                         if f > t {
-                            self.sink.error(ErrorKind::Contradiction, *span, format!("the rule is never active: {f} is after {t}"), Some("swap the dates".into()));
+                            self.sink.error(
+                                ErrorKind::Contradiction,
+                                *span,
+                                format!("the rule is never active: {f} is after {t}"),
+                                Some("swap the dates".into()),
+                            );
                         }
                     }
                     active = (*from, *to);
                 }
                 Clause::Group { best, name } => {
                     if seen.insert("group", name.span).is_some() {
-                        self.sink.error(ErrorKind::InvalidRule, name.span, "a rule can be in one group only", None);
+                        self.sink.error(
+                            ErrorKind::InvalidRule,
+                            name.span,
+                            "a rule can be in one group only",
+                            None,
+                        );
                     }
-                    let idx = match self.ir.groups.iter().position(|g| g.eq_ignore_ascii_case(&name.text)) {
+                    let idx = match self
+                        .ir
+                        .groups
+                        .iter()
+                        .position(|g| g.eq_ignore_ascii_case(&name.text))
+                    {
                         Some(i) => i,
                         None => {
                             self.ir.groups.push(Arc::from(name.text.as_str()));
@@ -478,22 +618,43 @@ impl Checker<'_, '_> {
                         }
                     };
                     // All members of a group must agree on its mode.
-                    if let Some(other) = self.ir.rules.iter().find(|r| r.group.is_some_and(|(g, _)| g as usize == idx)) {
+                    if let Some(other) = self
+                        .ir
+                        .rules
+                        .iter()
+                        .find(|r| r.group.is_some_and(|(g, _)| g as usize == idx))
+                    {
                         if other.group.map(|g| g.1) != Some(*best) {
-                            self.sink.error(ErrorKind::InvalidRule, name.span, format!("group \"{}\" is used both as an exclusive and as a best group", name.text), Some("use one kind of group per name".into()));
+                            self.sink.error(
+                                ErrorKind::InvalidRule,
+                                name.span,
+                                format!(
+                                    "group \"{}\" is used both as an exclusive and as a best group",
+                                    name.text
+                                ),
+                                Some("use one kind of group per name".into()),
+                            );
                         }
                     }
                     group = Some((idx as u16, *best));
                 }
                 Clause::Priority(p, span) => {
                     if seen.insert("priority", *span).is_some() {
-                        self.sink.error(ErrorKind::InvalidRule, *span, "`priority` is given twice", None);
+                        self.sink.error(
+                            ErrorKind::InvalidRule,
+                            *span,
+                            "`priority` is given twice",
+                            None,
+                        );
                     }
                     priority = *p;
                 }
                 Clause::Stop(_) => stop = true,
                 Clause::Effect(eff) => {
-                    if let EffectKind::Multiply { rule: Some(target), .. } = &eff.kind {
+                    if let EffectKind::Multiply {
+                        rule: Some(target), ..
+                    } = &eff.kind
+                    {
                         pending.push((rule_idx, effects.len(), target.clone()));
                     }
                     if matches!(eff.kind, EffectKind::Multiply { .. }) {
@@ -508,10 +669,20 @@ impl Checker<'_, '_> {
             }
         }
         if effects.is_empty() && !self.sink.has_errors() {
-            self.sink.error(ErrorKind::InvalidRule, r.name.as_ref().map_or(r.span, |n| n.span), "this rule has no effect", Some("add an effect such as `award 100 points`".into()));
+            self.sink.error(
+                ErrorKind::InvalidRule,
+                r.name.as_ref().map_or(r.span, |n| n.span),
+                "this rule has no effect",
+                Some("add an effect such as `award 100 points`".into()),
+            );
         }
         if is_multiplier && has_award {
-            self.sink.error(ErrorKind::InvalidRule, r.name.as_ref().map_or(r.span, |n| n.span), "a rule cannot both award points and multiply them", Some("put the multiplier in a rule of its own".into()));
+            self.sink.error(
+                ErrorKind::InvalidRule,
+                r.name.as_ref().map_or(r.span, |n| n.span),
+                "a rule cannot both award points and multiply them",
+                Some("put the multiplier in a rule of its own".into()),
+            );
         }
         self.contradictions(&conds);
         let cond = conds.into_iter().reduce(|a, b| {
@@ -565,7 +736,10 @@ impl Checker<'_, '_> {
             self.sink.error(
                 ErrorKind::TypeMismatch,
                 e.span,
-                format!("a condition must be yes or no, but this is {}", c.node.ty.name()),
+                format!(
+                    "a condition must be yes or no, but this is {}",
+                    c.node.ty.name()
+                ),
                 Some("compare it with something, e.g. `> 10` or `is \"gold\"`".into()),
             );
             return err_node(e.span);
@@ -578,28 +752,46 @@ impl Checker<'_, '_> {
     }
 
     fn text(&self, span: Span) -> &str {
-        self.sink.source.get(span.start as usize..span.end as usize).unwrap_or("")
+        self.sink
+            .source
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or("")
     }
 
     fn mismatch(&mut self, span: Span, msg: String, hint: Option<String>) -> Checked {
         self.sink.error(ErrorKind::TypeMismatch, span, msg, hint);
-        Checked { node: err_node(span), num_literal: false }
+        Checked {
+            node: err_node(span),
+            num_literal: false,
+        }
     }
 
     /// `expected` resolves bare words: a tier name where a tier is expected,
     /// a weekday where a weekday is expected.
     fn expr_expect(&mut self, e: &Expr, expected: Option<Ty>) -> Checked {
         let span = e.span;
-        let k = |kind, ty| Checked { node: Node::new(kind, ty, span), num_literal: false };
+        let k = |kind, ty| Checked {
+            node: Node::new(kind, ty, span),
+            num_literal: false,
+        };
         match &e.kind {
-            ExprKind::Number(v) => Checked { node: Node::new(NodeKind::Const(Value::Num(*v)), Ty::Number, span), num_literal: true },
-            ExprKind::Percent(v) => k(NodeKind::Const(Value::Num(*v / Decimal::ONE_HUNDRED)), Ty::Number),
+            ExprKind::Number(v) => Checked {
+                node: Node::new(NodeKind::Const(Value::Num(*v)), Ty::Number, span),
+                num_literal: true,
+            },
+            ExprKind::Percent(v) => k(
+                NodeKind::Const(Value::Num(*v / Decimal::ONE_HUNDRED)),
+                Ty::Number,
+            ),
             ExprKind::Money(v, sign) => {
                 if self.ir.currency.sign != Some(*sign) {
                     self.sink.error(
                         ErrorKind::TypeMismatch,
                         span,
-                        format!("`{sign}` amounts do not match the program's currency {}", self.ir.currency.code()),
+                        format!(
+                            "`{sign}` amounts do not match the program's currency {}",
+                            self.ir.currency.code()
+                        ),
                         Some(match self.ir.currency.sign {
                             Some(s) => format!("write `{s}{v}`"),
                             None => "write the amount as a plain number".into(),
@@ -626,26 +818,47 @@ impl Checker<'_, '_> {
                         elem = Some(nodes.last().map_or(Ty::Error, |n| n.ty));
                     }
                 }
-                let elem_ty = elem.or(expected).unwrap_or(if nodes.is_empty() { Ty::Text } else { Ty::Number });
+                let elem_ty = elem.or(expected).unwrap_or(if nodes.is_empty() {
+                    Ty::Text
+                } else {
+                    Ty::Number
+                });
                 let mut values = Vec::new();
                 for (n, lit) in nodes.iter().zip(lits) {
                     let ok = n.ty == elem_ty || n.ty == Ty::Error || (lit && elem_ty == Ty::Money);
                     if !ok {
-                        self.sink.error(ErrorKind::TypeMismatch, n.span, format!("this list mixes {} and {}", elem_ty.name(), n.ty.name()), None);
+                        self.sink.error(
+                            ErrorKind::TypeMismatch,
+                            n.span,
+                            format!("this list mixes {} and {}", elem_ty.name(), n.ty.name()),
+                            None,
+                        );
                     }
                     match &n.kind {
                         NodeKind::Const(v) => values.push(v.clone()),
                         _ => {
-                            self.sink.error(ErrorKind::InvalidRule, n.span, "list elements must be fixed values", None);
+                            self.sink.error(
+                                ErrorKind::InvalidRule,
+                                n.span,
+                                "list elements must be fixed values",
+                                None,
+                            );
                         }
                     }
                 }
                 match Elem::of(elem_ty) {
                     Some(el) => k(NodeKind::Const(Value::List(values)), Ty::List(el)),
-                    None if elem_ty == Ty::Tier || elem_ty == Ty::Weekday || elem_ty == Ty::Bool || elem_ty == Ty::Time => {
+                    None if elem_ty == Ty::Tier
+                        || elem_ty == Ty::Weekday
+                        || elem_ty == Ty::Bool
+                        || elem_ty == Ty::Time =>
+                    {
                         // lists of tiers/weekdays are only used with `in`
-                        Checked { node: Node::new(NodeKind::Const(Value::List(values)), elem_ty, span), num_literal: false }
-                            .into_list_of(elem_ty)
+                        Checked {
+                            node: Node::new(NodeKind::Const(Value::List(values)), elem_ty, span),
+                            num_literal: false,
+                        }
+                        .into_list_of(elem_ty)
                     }
                     None => k(NodeKind::Const(Value::List(values)), Ty::Error),
                 }
@@ -653,10 +866,17 @@ impl Checker<'_, '_> {
             ExprKind::Neg(inner) => {
                 let c = self.expr(inner);
                 if !matches!(c.node.ty, Ty::Number | Ty::Money | Ty::Error) {
-                    return self.mismatch(span, format!("cannot negate {}", c.node.ty.name()), None);
+                    return self.mismatch(
+                        span,
+                        format!("cannot negate {}", c.node.ty.name()),
+                        None,
+                    );
                 }
                 let ty = c.node.ty;
-                Checked { node: Node::new(NodeKind::Neg(Box::new(c.node)), ty, span), num_literal: c.num_literal }
+                Checked {
+                    node: Node::new(NodeKind::Neg(Box::new(c.node)), ty, span),
+                    num_literal: c.num_literal,
+                }
             }
             ExprKind::Not(inner) => {
                 let n = self.cond(inner);
@@ -680,7 +900,10 @@ impl Checker<'_, '_> {
             ExprKind::Cmp(op, a, b) => {
                 let (a, b) = self.pair(a, b);
                 let node = self.compare(*op, a, b, span);
-                Checked { node, num_literal: false }
+                Checked {
+                    node,
+                    num_literal: false,
+                }
             }
             ExprKind::TextTest(op, neg, a, b) => {
                 let a_c = self.expr(a);
@@ -692,13 +915,28 @@ impl Checker<'_, '_> {
                     _ => false,
                 };
                 if !ok {
-                    return self.mismatch(span, format!("`{}` needs text, but got {} and {}", text_op_word(*op), a_c.node.ty.name(), b_c.node.ty.name()), None);
+                    return self.mismatch(
+                        span,
+                        format!(
+                            "`{}` needs text, but got {} and {}",
+                            text_op_word(*op),
+                            a_c.node.ty.name(),
+                            b_c.node.ty.name()
+                        ),
+                        None,
+                    );
                 }
                 if a_c.node.ty.is_list() {
                     // `tags contains "x"` is membership
-                    return k(NodeKind::In(*neg, Box::new(b_c.node), Box::new(a_c.node)), Ty::Bool);
+                    return k(
+                        NodeKind::In(*neg, Box::new(b_c.node), Box::new(a_c.node)),
+                        Ty::Bool,
+                    );
                 }
-                k(NodeKind::TextTest(*op, *neg, Box::new(a_c.node), Box::new(b_c.node)), Ty::Bool)
+                k(
+                    NodeKind::TextTest(*op, *neg, Box::new(a_c.node), Box::new(b_c.node)),
+                    Ty::Bool,
+                )
             }
             ExprKind::In(neg, a, b) => {
                 let a_c = self.expr(a);
@@ -709,9 +947,20 @@ impl Checker<'_, '_> {
                     (x, y) => x == y && is_list_of_symbol(&b_c.node),
                 };
                 if !ok {
-                    return self.mismatch(span, format!("cannot look for {} in {}", a_c.node.ty.name(), b_c.node.ty.name()), Some("`in` needs a list of the same type, like `in [\"a\", \"b\"]`".into()));
+                    return self.mismatch(
+                        span,
+                        format!(
+                            "cannot look for {} in {}",
+                            a_c.node.ty.name(),
+                            b_c.node.ty.name()
+                        ),
+                        Some("`in` needs a list of the same type, like `in [\"a\", \"b\"]`".into()),
+                    );
                 }
-                k(NodeKind::In(*neg, Box::new(a_c.node), Box::new(b_c.node)), Ty::Bool)
+                k(
+                    NodeKind::In(*neg, Box::new(a_c.node), Box::new(b_c.node)),
+                    Ty::Bool,
+                )
             }
             ExprKind::Between(neg, v, lo, hi) => {
                 let v_c = self.expr(v);
@@ -720,15 +969,33 @@ impl Checker<'_, '_> {
                 let ty = v_c.node.ty;
                 for c in [&lo_c, &hi_c] {
                     if !self.comparable(ty, c, true) {
-                        return self.mismatch(c.node.span, format!("cannot compare {} with {}", ty.name(), c.node.ty.name()), None);
+                        return self.mismatch(
+                            c.node.span,
+                            format!("cannot compare {} with {}", ty.name(), c.node.ty.name()),
+                            None,
+                        );
                     }
                 }
-                if let (NodeKind::Const(l), NodeKind::Const(h)) = (&lo_c.node.kind, &hi_c.node.kind) {
+                if let (NodeKind::Const(l), NodeKind::Const(h)) = (&lo_c.node.kind, &hi_c.node.kind)
+                {
                     if crate::eval::cmp_values(l, h) == Some(std::cmp::Ordering::Greater) {
-                        self.sink.error(ErrorKind::Contradiction, span, "this range is empty: the first bound is above the second", Some("write the smaller value first".into()));
+                        self.sink.error(
+                            ErrorKind::Contradiction,
+                            span,
+                            "this range is empty: the first bound is above the second",
+                            Some("write the smaller value first".into()),
+                        );
                     }
                 }
-                k(NodeKind::Between(*neg, Box::new(v_c.node), Box::new(lo_c.node), Box::new(hi_c.node)), Ty::Bool)
+                k(
+                    NodeKind::Between(
+                        *neg,
+                        Box::new(v_c.node),
+                        Box::new(lo_c.node),
+                        Box::new(hi_c.node),
+                    ),
+                    Ty::Bool,
+                )
             }
             ExprKind::IsSet(neg, v) => {
                 let v = self.expr(v);
@@ -753,7 +1020,11 @@ impl Checker<'_, '_> {
                     _ => false,
                 };
                 if !ok {
-                    return self.mismatch(arg.span, format!("expected a date here, but this is {}", a.node.ty.name()), None);
+                    return self.mismatch(
+                        arg.span,
+                        format!("expected a date here, but this is {}", a.node.ty.name()),
+                        None,
+                    );
                 }
                 let ty = match f {
                     OfFn::Anniversary => Ty::Date,
@@ -764,15 +1035,30 @@ impl Checker<'_, '_> {
             }
             ExprKind::Quant(q, var, list, body) => {
                 let Some((depth, list_node)) = self.bind(var, list) else {
-                    return Checked { node: err_node(span), num_literal: false };
+                    return Checked {
+                        node: err_node(span),
+                        num_literal: false,
+                    };
                 };
                 let body = self.cond(body);
                 self.locals.pop();
-                k(NodeKind::Quant(*q, depth, Box::new(list_node), Box::new(body)), Ty::Bool)
+                k(
+                    NodeKind::Quant(*q, depth, Box::new(list_node), Box::new(body)),
+                    Ty::Bool,
+                )
             }
-            ExprKind::Agg { agg, value, var, list, filter } => {
+            ExprKind::Agg {
+                agg,
+                value,
+                var,
+                list,
+                filter,
+            } => {
                 let Some((depth, list_node)) = self.bind(var, list) else {
-                    return Checked { node: err_node(span), num_literal: false };
+                    return Checked {
+                        node: err_node(span),
+                        num_literal: false,
+                    };
                 };
                 let filter = filter.as_ref().map(|f| self.cond(f));
                 let value = value.as_ref().map(|v| self.expr(v));
@@ -785,7 +1071,11 @@ impl Checker<'_, '_> {
                             _ => matches!(v.node.ty, Ty::Number | Ty::Money | Ty::Date | Ty::Error),
                         };
                         if !ok {
-                            return self.mismatch(v.node.span, format!("cannot add up {}", v.node.ty.name()), None);
+                            return self.mismatch(
+                                v.node.span,
+                                format!("cannot add up {}", v.node.ty.name()),
+                                None,
+                            );
                         }
                         v.node.ty
                     }
@@ -811,12 +1101,22 @@ impl Checker<'_, '_> {
             Ty::List(el) => el.ty(),
             Ty::Error => Ty::Error,
             other => {
-                self.sink.error(ErrorKind::TypeMismatch, list.span, format!("expected a list here, but this is {}", other.name()), Some("for a basket write `purchase.items`".into()));
+                self.sink.error(
+                    ErrorKind::TypeMismatch,
+                    list.span,
+                    format!("expected a list here, but this is {}", other.name()),
+                    Some("for a basket write `purchase.items`".into()),
+                );
                 return None;
             }
         };
         if self.locals.len() >= 8 {
-            self.sink.error(ErrorKind::Limit, var.span, "at most 8 nested loops over lists", None);
+            self.sink.error(
+                ErrorKind::Limit,
+                var.span,
+                "at most 8 nested loops over lists",
+                None,
+            );
             return None;
         }
         let depth = self.locals.len() as u8;
@@ -869,19 +1169,34 @@ impl Checker<'_, '_> {
                 (Ty::Money, Ty::Number) | (Ty::Number, Ty::Money) => {
                     Some("money compares with money: write the amount like `$100`".into())
                 }
-                (Ty::Text, Ty::Text) | (Ty::Bool, Ty::Bool) => Some(format!("{} can only be compared with `=` or `is`", ta.name())),
-                (Ty::DateTime, Ty::Date) | (Ty::Date, Ty::DateTime) => Some("compare the event's local `date`, or use `date of ...`".into()),
+                (Ty::Text, Ty::Text) | (Ty::Bool, Ty::Bool) => Some(format!(
+                    "{} can only be compared with `=` or `is`",
+                    ta.name()
+                )),
+                (Ty::DateTime, Ty::Date) | (Ty::Date, Ty::DateTime) => {
+                    Some("compare the event's local `date`, or use `date of ...`".into())
+                }
                 _ => None,
             };
             let msg = if ta == tb {
                 format!("{} cannot be compared with `{}`", ta.name(), cmp_word(op))
             } else {
-                format!("cannot compare {} (`{}`) with {} (`{}`)", ta.name(), self.text(a.node.span), tb.name(), self.text(b.node.span))
+                format!(
+                    "cannot compare {} (`{}`) with {} (`{}`)",
+                    ta.name(),
+                    self.text(a.node.span),
+                    tb.name(),
+                    self.text(b.node.span)
+                )
             };
             self.sink.error(ErrorKind::TypeMismatch, span, msg, hint);
             return err_node(span);
         }
-        Node::new(NodeKind::Cmp(op, Box::new(a.node), Box::new(b.node)), Ty::Bool, span)
+        Node::new(
+            NodeKind::Cmp(op, Box::new(a.node), Box::new(b.node)),
+            Ty::Bool,
+            span,
+        )
     }
 
     fn arith(&mut self, op: ArithOp, a: Checked, b: Checked, span: Span) -> Checked {
@@ -899,13 +1214,27 @@ impl Checker<'_, '_> {
             (ArithOp::Div, Money, Money) => Number,
             _ => {
                 let hint = match (ta, tb) {
-                    (Money, Number) | (Number, Money) => Some("to turn money into a number divide by a unit, e.g. `purchase.amount / $1`".into()),
+                    (Money, Number) | (Number, Money) => Some(
+                        "to turn money into a number divide by a unit, e.g. `purchase.amount / $1`"
+                            .into(),
+                    ),
                     _ => None,
                 };
-                return self.mismatch(span, format!("cannot {} {} and {}", arith_word(op), ta.name(), tb.name()), hint);
+                return self.mismatch(
+                    span,
+                    format!("cannot {} {} and {}", arith_word(op), ta.name(), tb.name()),
+                    hint,
+                );
             }
         };
-        Checked { node: Node::new(NodeKind::Arith(op, Box::new(a.node), Box::new(b.node)), ty, span), num_literal: lit }
+        Checked {
+            node: Node::new(
+                NodeKind::Arith(op, Box::new(a.node), Box::new(b.node)),
+                ty,
+                span,
+            ),
+            num_literal: lit,
+        }
     }
 
     fn unify(&mut self, a: Checked, b: Checked, span: Span) -> (Node, Node, Ty) {
@@ -922,7 +1251,16 @@ impl Checker<'_, '_> {
         if tb == Ty::Money && a.num_literal {
             return (a.node, b.node, Ty::Money);
         }
-        self.sink.error(ErrorKind::TypeMismatch, span, format!("both branches must have the same type, but they are {} and {}", ta.name(), tb.name()), None);
+        self.sink.error(
+            ErrorKind::TypeMismatch,
+            span,
+            format!(
+                "both branches must have the same type, but they are {} and {}",
+                ta.name(),
+                tb.name()
+            ),
+            None,
+        );
         (a.node, b.node, Ty::Error)
     }
 
@@ -935,9 +1273,20 @@ impl Checker<'_, '_> {
             "ceil" | "ceiling" => Func::Ceil,
             "abs" => Func::Abs,
             _ => {
-                let hint = did_you_mean(&name.text, ["min", "max", "round", "floor", "ceil", "abs"]);
-                self.sink.error(ErrorKind::UnknownFunction, name.span, format!("unknown function `{}`", name.text), hint.or_else(|| Some("functions are min, max, round, floor, ceil and abs".into())));
-                return Checked { node: err_node(span), num_literal: false };
+                let hint =
+                    did_you_mean(&name.text, ["min", "max", "round", "floor", "ceil", "abs"]);
+                self.sink.error(
+                    ErrorKind::UnknownFunction,
+                    name.span,
+                    format!("unknown function `{}`", name.text),
+                    hint.or_else(|| {
+                        Some("functions are min, max, round, floor, ceil and abs".into())
+                    }),
+                );
+                return Checked {
+                    node: err_node(span),
+                    num_literal: false,
+                };
             }
         };
         let arity = match f {
@@ -947,11 +1296,32 @@ impl Checker<'_, '_> {
         };
         if !arity.contains(&args.len()) {
             let hint = if args.len() == 1 && matches!(f, Func::Min | Func::Max) {
-                Some("`100,200` reads as one number; put a space after the comma: `min(100, 200)`".into())
+                Some(
+                    "`100,200` reads as one number; put a space after the comma: `min(100, 200)`"
+                        .into(),
+                )
             } else {
                 None
             };
-            return self.mismatch(span, format!("`{}` takes {} value{}, not {}", name.text, if arity.start() == arity.end() { arity.start().to_string() } else { format!("at least {}", arity.start()) }, if *arity.start() == 1 && arity.start() == arity.end() { "" } else { "s" }, args.len()), hint);
+            return self.mismatch(
+                span,
+                format!(
+                    "`{}` takes {} value{}, not {}",
+                    name.text,
+                    if arity.start() == arity.end() {
+                        arity.start().to_string()
+                    } else {
+                        format!("at least {}", arity.start())
+                    },
+                    if *arity.start() == 1 && arity.start() == arity.end() {
+                        ""
+                    } else {
+                        "s"
+                    },
+                    args.len()
+                ),
+                hint,
+            );
         }
         let mut nodes: Vec<Checked> = args.iter().map(|a| self.expr(a)).collect();
         let mut ty = Ty::Number;
@@ -967,21 +1337,34 @@ impl Checker<'_, '_> {
         for (i, c) in nodes.iter().enumerate() {
             let ok = match (f, i) {
                 (Func::Round, 1) => c.node.ty == Ty::Number,
-                _ => c.node.ty == ty || c.node.ty == Ty::Error || (ty == Ty::Money && c.num_literal),
+                _ => {
+                    c.node.ty == ty || c.node.ty == Ty::Error || (ty == Ty::Money && c.num_literal)
+                }
             };
             if !ok {
                 let sp = c.node.span;
-                let msg = format!("`{}` got {} where {} was expected", name.text, c.node.ty.name(), ty.name());
+                let msg = format!(
+                    "`{}` got {} where {} was expected",
+                    name.text,
+                    c.node.ty.name(),
+                    ty.name()
+                );
                 return self.mismatch(sp, msg, None);
             }
         }
         let nodes: Vec<Node> = nodes.drain(..).map(|c| c.node).collect();
-        Checked { node: Node::new(NodeKind::Call(f, nodes), ty, span), num_literal: all_lit }
+        Checked {
+            node: Node::new(NodeKind::Call(f, nodes), ty, span),
+            num_literal: all_lit,
+        }
     }
 
     fn name(&mut self, n: &str, span: Span, expected: Option<Ty>) -> Checked {
         let l = n.to_ascii_lowercase();
-        let k = |kind, ty| Checked { node: Node::new(kind, ty, span), num_literal: false };
+        let k = |kind, ty| Checked {
+            node: Node::new(kind, ty, span),
+            num_literal: false,
+        };
         if let Some(depth) = self.locals.iter().rposition(|(v, _)| *v == l) {
             let ty = self.locals[depth].1;
             return k(NodeKind::Local(depth as u8, None), ty);
@@ -1009,22 +1392,47 @@ impl Checker<'_, '_> {
                         format!("tiers are {}", self.ir.tiers.join(", "))
                     })
                 });
-                self.sink.error(ErrorKind::UnknownTier, span, format!("unknown tier `{n}`"), hint);
-                return Checked { node: err_node(span), num_literal: false };
+                self.sink.error(
+                    ErrorKind::UnknownTier,
+                    span,
+                    format!("unknown tier `{n}`"),
+                    hint,
+                );
+                return Checked {
+                    node: err_node(span),
+                    num_literal: false,
+                };
             }
             Some(Ty::Weekday) => {
                 if let Some(d) = weekday_from_name(&l) {
                     return k(NodeKind::Const(Value::Weekday(d)), Ty::Weekday);
                 }
                 let hint = did_you_mean(n, WEEKDAYS);
-                self.sink.error(ErrorKind::UnknownName, span, format!("`{n}` is not a day of the week"), hint);
-                return Checked { node: err_node(span), num_literal: false };
+                self.sink.error(
+                    ErrorKind::UnknownName,
+                    span,
+                    format!("`{n}` is not a day of the week"),
+                    hint,
+                );
+                return Checked {
+                    node: err_node(span),
+                    num_literal: false,
+                };
             }
-            Some(Ty::Error) => return Checked { node: err_node(span), num_literal: false },
+            Some(Ty::Error) => {
+                return Checked {
+                    node: err_node(span),
+                    num_literal: false,
+                }
+            }
             _ => {}
         }
         if l == "customer" {
-            return self.mismatch(span, "`customer` is a record; name one of its fields, like `customer.tier`".into(), None);
+            return self.mismatch(
+                span,
+                "`customer` is a record; name one of its fields, like `customer.tier`".into(),
+                None,
+            );
         }
         let mut candidates: Vec<&str> = Calendar::NAMES.to_vec();
         candidates.extend(self.locals.iter().map(|(v, _)| v.as_str()));
@@ -1035,7 +1443,10 @@ impl Checker<'_, '_> {
             if let Some(ev) = self.event {
                 let schema = &self.ir.events[ev as usize];
                 if schema.field(&l).is_some() {
-                    return Some(format!("fields are written with their event: `{}.{}`", schema.name, l));
+                    return Some(format!(
+                        "fields are written with their event: `{}.{}`",
+                        schema.name, l
+                    ));
                 }
             }
             if self.ir.customer.iter().any(|f| f.name == l) {
@@ -1043,62 +1454,122 @@ impl Checker<'_, '_> {
             }
             Some("text is written in quotes: \"like this\"".into())
         });
-        self.sink.error(ErrorKind::UnknownName, span, format!("unknown name `{n}`"), hint);
-        Checked { node: err_node(span), num_literal: false }
+        self.sink.error(
+            ErrorKind::UnknownName,
+            span,
+            format!("unknown name `{n}`"),
+            hint,
+        );
+        Checked {
+            node: err_node(span),
+            num_literal: false,
+        }
     }
 
     fn field(&mut self, base: &Expr, field: &Name, span: Span) -> Checked {
-        let k = |kind, ty| Checked { node: Node::new(kind, ty, span), num_literal: false };
+        let k = |kind, ty| Checked {
+            node: Node::new(kind, ty, span),
+            num_literal: false,
+        };
         let fname = field.text.to_ascii_lowercase();
         let ExprKind::Name(root) = &base.kind else {
             let b = self.expr(base);
             if b.node.ty == Ty::Error {
                 return b;
             }
-            return self.mismatch(field.span, format!("{} has no field `{}`", b.node.ty.name(), field.text), None);
+            return self.mismatch(
+                field.span,
+                format!("{} has no field `{}`", b.node.ty.name(), field.text),
+                None,
+            );
         };
         let root_l = root.to_ascii_lowercase();
         // loop variable
         if let Some(depth) = self.locals.iter().rposition(|(v, _)| *v == root_l) {
             let ty = self.locals[depth].1;
             if ty == Ty::Error {
-                return Checked { node: err_node(span), num_literal: false };
+                return Checked {
+                    node: err_node(span),
+                    num_literal: false,
+                };
             }
             if ty != Ty::Item {
-                return self.mismatch(field.span, format!("`{root}` is {} and has no fields", ty.name()), None);
+                return self.mismatch(
+                    field.span,
+                    format!("`{root}` is {} and has no fields", ty.name()),
+                    None,
+                );
             }
             return match self.ir.item.iter().position(|f| f.name == fname) {
-                Some(slot) => k(NodeKind::Local(depth as u8, Some(slot as u16)), self.ir.item[slot].ty),
+                Some(slot) => k(
+                    NodeKind::Local(depth as u8, Some(slot as u16)),
+                    self.ir.item[slot].ty,
+                ),
                 None => {
-                    let hint = did_you_mean(&field.text, self.ir.item.iter().map(|f| f.name.as_str()));
-                    self.sink.error(ErrorKind::UnknownField, field.span, format!("unknown field `{}` on a basket item", field.text), hint);
-                    Checked { node: err_node(span), num_literal: false }
+                    let hint =
+                        did_you_mean(&field.text, self.ir.item.iter().map(|f| f.name.as_str()));
+                    self.sink.error(
+                        ErrorKind::UnknownField,
+                        field.span,
+                        format!("unknown field `{}` on a basket item", field.text),
+                        hint,
+                    );
+                    Checked {
+                        node: err_node(span),
+                        num_literal: false,
+                    }
                 }
             };
         }
         if root_l == "customer" {
             return match self.ir.customer.iter().position(|f| f.name == fname) {
-                Some(slot) => k(NodeKind::CustomerField(slot as u16), self.ir.customer[slot].ty),
+                Some(slot) => k(
+                    NodeKind::CustomerField(slot as u16),
+                    self.ir.customer[slot].ty,
+                ),
                 None => {
-                    let hint = did_you_mean(&field.text, self.ir.customer.iter().map(|f| f.name.as_str()))
-                        .or_else(|| Some("declare it with `customer has <name>: <type>`".into()));
-                    self.sink.error(ErrorKind::UnknownField, field.span, format!("unknown field `{}` on `customer`", field.text), hint);
-                    Checked { node: err_node(span), num_literal: false }
+                    let hint = did_you_mean(
+                        &field.text,
+                        self.ir.customer.iter().map(|f| f.name.as_str()),
+                    )
+                    .or_else(|| Some("declare it with `customer has <name>: <type>`".into()));
+                    self.sink.error(
+                        ErrorKind::UnknownField,
+                        field.span,
+                        format!("unknown field `{}` on `customer`", field.text),
+                        hint,
+                    );
+                    Checked {
+                        node: err_node(span),
+                        num_literal: false,
+                    }
                 }
             };
         }
         let ev_idx = if root_l == "event" {
             self.event
         } else {
-            self.ir.events.iter().position(|e| e.name == root_l).map(|i| i as u16)
+            self.ir
+                .events
+                .iter()
+                .position(|e| e.name == root_l)
+                .map(|i| i as u16)
         };
         let Some(ev_idx) = ev_idx else {
             let mut cands: Vec<&str> = self.ir.events.iter().map(|e| e.name.as_str()).collect();
             cands.push("customer");
             cands.extend(self.locals.iter().map(|(v, _)| v.as_str()));
             let hint = did_you_mean(root, cands.iter().copied());
-            self.sink.error(ErrorKind::UnknownName, base.span, format!("unknown name `{root}`"), hint);
-            return Checked { node: err_node(span), num_literal: false };
+            self.sink.error(
+                ErrorKind::UnknownName,
+                base.span,
+                format!("unknown name `{root}`"),
+                hint,
+            );
+            return Checked {
+                node: err_node(span),
+                num_literal: false,
+            };
         };
         if let Some(cur) = self.event {
             if cur != ev_idx {
@@ -1106,26 +1577,47 @@ impl Checker<'_, '_> {
                 self.sink.error(
                     ErrorKind::UnknownField,
                     base.span,
-                    format!("this rule reacts to `{cur_name}`, so `{root}` fields are not available"),
-                    Some(format!("use `{cur_name}.<field>`, or write a separate rule `on {root_l}`")),
+                    format!(
+                        "this rule reacts to `{cur_name}`, so `{root}` fields are not available"
+                    ),
+                    Some(format!(
+                        "use `{cur_name}.<field>`, or write a separate rule `on {root_l}`"
+                    )),
                 );
-                return Checked { node: err_node(span), num_literal: false };
+                return Checked {
+                    node: err_node(span),
+                    num_literal: false,
+                };
             }
         }
         let schema = &self.ir.events[ev_idx as usize];
         match schema.field(&fname) {
             Some(slot) => k(NodeKind::EventField(slot as u16), schema.fields[slot].ty),
             None => {
-                let hint = did_you_mean(&field.text, schema.fields.iter().map(|f| f.name.as_str())).or_else(|| {
-                    Some(format!(
-                        "`{}` has {}",
-                        schema.name,
-                        schema.fields.iter().map(|f| format!("`{}`", f.name)).collect::<Vec<_>>().join(", ")
-                    ))
-                });
+                let hint = did_you_mean(&field.text, schema.fields.iter().map(|f| f.name.as_str()))
+                    .or_else(|| {
+                        Some(format!(
+                            "`{}` has {}",
+                            schema.name,
+                            schema
+                                .fields
+                                .iter()
+                                .map(|f| format!("`{}`", f.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    });
                 let name = schema.name.clone();
-                self.sink.error(ErrorKind::UnknownField, field.span, format!("unknown field `{}` on `{}`", field.text, name), hint);
-                Checked { node: err_node(span), num_literal: false }
+                self.sink.error(
+                    ErrorKind::UnknownField,
+                    field.span,
+                    format!("unknown field `{}` on `{}`", field.text, name),
+                    hint,
+                );
+                Checked {
+                    node: err_node(span),
+                    num_literal: false,
+                }
             }
         }
     }
@@ -1140,7 +1632,12 @@ impl Checker<'_, '_> {
                 } else {
                     None
                 };
-                self.sink.error(ErrorKind::TypeMismatch, e.span, format!("{what} must be a number, but this is {}", other.name()), hint);
+                self.sink.error(
+                    ErrorKind::TypeMismatch,
+                    e.span,
+                    format!("{what} must be a number, but this is {}", other.name()),
+                    hint,
+                );
                 err_node(e.span)
             }
         }
@@ -1151,7 +1648,15 @@ impl Checker<'_, '_> {
         match c.node.ty {
             Ty::Number | Ty::Money | Ty::Error => c.node,
             other => {
-                self.sink.error(ErrorKind::TypeMismatch, e.span, format!("{what} must be money or a number, but this is {}", other.name()), None);
+                self.sink.error(
+                    ErrorKind::TypeMismatch,
+                    e.span,
+                    format!(
+                        "{what} must be money or a number, but this is {}",
+                        other.name()
+                    ),
+                    None,
+                );
                 err_node(e.span)
             }
         }
@@ -1161,7 +1666,15 @@ impl Checker<'_, '_> {
         let to = to.as_ref()?;
         let c = self.expr(to);
         if !matches!(c.node.ty, Ty::Text | Ty::Error) {
-            self.sink.error(ErrorKind::TypeMismatch, to.span, format!("points go to a customer id (text), but this is {}", c.node.ty.name()), Some("for example `to customer.referred_by`".into()));
+            self.sink.error(
+                ErrorKind::TypeMismatch,
+                to.span,
+                format!(
+                    "points go to a customer id (text), but this is {}",
+                    c.node.ty.name()
+                ),
+                Some("for example `to customer.referred_by`".into()),
+            );
         }
         Some(c.node)
     }
@@ -1174,13 +1687,24 @@ impl Checker<'_, '_> {
         }
         let hint = did_you_mean(&k.text, self.ir.kinds.iter().map(|x| &**x))
             .or_else(|| Some(format!("declare it with `points kinds {l}`")));
-        self.sink.error(ErrorKind::UnknownName, k.span, format!("unknown point kind `{}`", k.text), hint);
+        self.sink.error(
+            ErrorKind::UnknownName,
+            k.span,
+            format!("unknown point kind `{}`", k.text),
+            hint,
+        );
         0
     }
 
     fn effect(&mut self, eff: &Effect) -> Option<EffectIr> {
         Some(match &eff.kind {
-            EffectKind::Award { deduct, amount, kind, to, .. } => {
+            EffectKind::Award {
+                deduct,
+                amount,
+                kind,
+                to,
+                ..
+            } => {
                 let kind = self.kind(kind);
                 let amount = match amount {
                     Amount::Fixed(e) => AmountIr::Fixed(self.number_node(e, "the points")),
@@ -1188,7 +1712,12 @@ impl Checker<'_, '_> {
                         let base = self.money_or_number(of, "the base of a percentage");
                         AmountIr::Percent(*pct / Decimal::ONE_HUNDRED, base)
                     }
-                    Amount::Rate { points, mode, unit, of } => {
+                    Amount::Rate {
+                        points,
+                        mode,
+                        unit,
+                        of,
+                    } => {
                         let points = self.number_node(points, "the points");
                         let unit_c = self.expr(unit);
                         let of_node = match of {
@@ -1196,7 +1725,11 @@ impl Checker<'_, '_> {
                             None => {
                                 let ev = &self.ir.events[self.event? as usize];
                                 match ev.primary {
-                                    Some(p) => Node::new(NodeKind::EventField(p as u16), ev.fields[p].ty, unit.span),
+                                    Some(p) => Node::new(
+                                        NodeKind::EventField(p as u16),
+                                        ev.fields[p].ty,
+                                        unit.span,
+                                    ),
                                     None => {
                                         let name = ev.name.clone();
                                         self.sink.error(ErrorKind::InvalidRule, unit.span, format!("event `{name}` has no amount; say what is measured"), Some(format!("e.g. `per 100 of {name}.<field>`")));
@@ -1214,34 +1747,74 @@ impl Checker<'_, '_> {
                         if !ok {
                             self.sink.error(ErrorKind::TypeMismatch, unit.span.to(of_node.span), format!("the unit ({}) and what is measured ({}) must have the same type", unit_c.node.ty.name(), of_node.ty.name()), Some("for money write the unit like `$1`".into()));
                         }
-                        AmountIr::Rate { points, every: *mode == RateMode::Every, unit: unit_c.node, of: of_node }
+                        AmountIr::Rate {
+                            points,
+                            every: *mode == RateMode::Every,
+                            unit: unit_c.node,
+                            of: of_node,
+                        }
                     }
-                    Amount::Each { points, var, list, filter } => {
+                    Amount::Each {
+                        points,
+                        var,
+                        list,
+                        filter,
+                    } => {
                         let points = self.number_node(points, "the points");
                         let (depth, list_node) = self.bind(var, list)?;
                         let filter = filter.as_ref().map(|f| self.cond(f));
                         self.locals.pop();
-                        AmountIr::Each { points, depth, list: list_node, filter }
+                        AmountIr::Each {
+                            points,
+                            depth,
+                            list: list_node,
+                            filter,
+                        }
                     }
                 };
                 let to = self.target(to);
-                EffectIr::Award { deduct: *deduct, kind, amount, to }
+                EffectIr::Award {
+                    deduct: *deduct,
+                    kind,
+                    amount,
+                    to,
+                }
             }
             EffectKind::Multiply { kind, factor, .. } => {
                 let kind = self.kind(kind);
                 let factor = self.number_node(factor, "the multiplier");
                 if let NodeKind::Const(Value::Num(v)) = &factor.kind {
                     if v.is_sign_negative() {
-                        self.sink.error(ErrorKind::InvalidRule, factor.span, "a multiplier cannot be negative", None);
+                        self.sink.error(
+                            ErrorKind::InvalidRule,
+                            factor.span,
+                            "a multiplier cannot be negative",
+                            None,
+                        );
                     }
                 }
-                EffectIr::Multiply { kind, rule: None, factor }
+                EffectIr::Multiply {
+                    kind,
+                    rule: None,
+                    factor,
+                }
             }
             EffectKind::Grant { reward, to } => {
-                let Some(r) = self.ir.rewards.iter().find(|r| r.eq_ignore_ascii_case(&reward.text)).cloned() else {
+                let Some(r) = self
+                    .ir
+                    .rewards
+                    .iter()
+                    .find(|r| r.eq_ignore_ascii_case(&reward.text))
+                    .cloned()
+                else {
                     let hint = did_you_mean(&reward.text, self.ir.rewards.iter().map(|r| &**r))
                         .or_else(|| Some(format!("declare it with `rewards \"{}\"`", reward.text)));
-                    self.sink.error(ErrorKind::UnknownReward, reward.span, format!("unknown reward \"{}\"", reward.text), hint);
+                    self.sink.error(
+                        ErrorKind::UnknownReward,
+                        reward.span,
+                        format!("unknown reward \"{}\"", reward.text),
+                        hint,
+                    );
                     return None;
                 };
                 let to = self.target(to);
@@ -1253,8 +1826,15 @@ impl Checker<'_, '_> {
                     Some(i) => EffectIr::SetTier(i as u16),
                     None => {
                         let hint = did_you_mean(&t.text, self.ir.tiers.iter().map(|x| &**x))
-                            .or_else(|| Some("declare tiers with `tiers bronze, silver, gold`".into()));
-                        self.sink.error(ErrorKind::UnknownTier, t.span, format!("unknown tier `{}`", t.text), hint);
+                            .or_else(|| {
+                                Some("declare tiers with `tiers bronze, silver, gold`".into())
+                            });
+                        self.sink.error(
+                            ErrorKind::UnknownTier,
+                            t.span,
+                            format!("unknown tier `{}`", t.text),
+                            hint,
+                        );
                         return None;
                     }
                 }
@@ -1263,25 +1843,55 @@ impl Checker<'_, '_> {
                 let t = self.expr(target);
                 let NodeKind::CustomerField(slot) = t.node.kind else {
                     if t.node.ty != Ty::Error {
-                        self.sink.error(ErrorKind::InvalidRule, target.span, "only customer attributes can be set", Some("write `set customer.<attribute> to <value>`".into()));
+                        self.sink.error(
+                            ErrorKind::InvalidRule,
+                            target.span,
+                            "only customer attributes can be set",
+                            Some("write `set customer.<attribute> to <value>`".into()),
+                        );
                     }
                     return None;
                 };
                 let slot = slot as usize;
                 if slot < customer_fields().len() {
-                    self.sink.error(ErrorKind::InvalidRule, target.span, format!("`customer.{}` is managed by the engine and cannot be set", self.ir.customer[slot].name), Some("declare your own attribute with `customer has`".into()));
+                    self.sink.error(
+                        ErrorKind::InvalidRule,
+                        target.span,
+                        format!(
+                            "`customer.{}` is managed by the engine and cannot be set",
+                            self.ir.customer[slot].name
+                        ),
+                        Some("declare your own attribute with `customer has`".into()),
+                    );
                     return None;
                 }
                 let ty = self.ir.customer[slot].ty;
                 let v = self.expr_expect(value, Some(ty));
-                if v.node.ty != ty && v.node.ty != Ty::Error && !(ty == Ty::Money && v.num_literal) {
-                    self.sink.error(ErrorKind::TypeMismatch, value.span, format!("`customer.{}` is {}, but this is {}", self.ir.customer[slot].name, ty.name(), v.node.ty.name()), None);
+                if v.node.ty != ty && v.node.ty != Ty::Error && !(ty == Ty::Money && v.num_literal)
+                {
+                    self.sink.error(
+                        ErrorKind::TypeMismatch,
+                        value.span,
+                        format!(
+                            "`customer.{}` is {}, but this is {}",
+                            self.ir.customer[slot].name,
+                            ty.name(),
+                            v.node.ty.name()
+                        ),
+                        None,
+                    );
                 }
-                EffectIr::SetAttr { attr: Arc::from(self.ir.customer[slot].name.as_str()), value: v.node }
+                EffectIr::SetAttr {
+                    attr: Arc::from(self.ir.customer[slot].name.as_str()),
+                    value: v.node,
+                }
             }
             EffectKind::Tag(t) => EffectIr::Tag(Arc::from(t.text.as_str())),
             EffectKind::Notify(m) => EffectIr::Notify(Arc::from(m.text.as_str())),
-            EffectKind::ExtendExpiry { amount, months } => EffectIr::Extend { amount: *amount, months: *months },
+            EffectKind::ExtendExpiry { amount, months } => EffectIr::Extend {
+                amount: *amount,
+                months: *months,
+            },
         })
     }
 
@@ -1302,7 +1912,8 @@ impl Checker<'_, '_> {
         }
         // key -> (lower bound, upper bound, equals), each with the span that set it
         type Bound = Option<(Value, bool, Span)>;
-        let mut facts: Vec<(String, Bound, Bound, Option<(Value, Span)>)> = Vec::new();
+        type Fact = (String, Bound, Bound, Option<(Value, Span)>);
+        let mut facts: Vec<Fact> = Vec::new();
         for n in flat {
             let (op, subj, val) = match &n.kind {
                 NodeKind::Cmp(op, a, b) => match (&a.kind, &b.kind) {
@@ -1349,10 +1960,17 @@ impl Checker<'_, '_> {
                     let lower = matches!(op, CmpOp::Gt | CmpOp::Ge);
                     let incl = matches!(op, CmpOp::Ge | CmpOp::Le);
                     if lower {
-                        if f.1.as_ref().is_none_or(|(v, _, _)| cmp(&val, v) == Some(Greater)) {
+                        if f.1
+                            .as_ref()
+                            .is_none_or(|(v, _, _)| cmp(&val, v) == Some(Greater))
+                        {
                             f.1 = Some((val.clone(), incl, n.span));
                         }
-                    } else if f.2.as_ref().is_none_or(|(v, _, _)| cmp(&val, v) == Some(Less)) {
+                    } else if f
+                        .2
+                        .as_ref()
+                        .is_none_or(|(v, _, _)| cmp(&val, v) == Some(Less))
+                    {
                         f.2 = Some((val.clone(), incl, n.span));
                     }
                     if let (Some((lo, li, ls)), Some((hi, hi_incl, hs))) = (&f.1, &f.2) {
@@ -1383,7 +2001,9 @@ impl Checker<'_, '_> {
                     ErrorKind::Contradiction,
                     n.span,
                     format!("this condition can never be true together with `{other_text}`"),
-                    Some(format!("the other condition is on line {line}; did you mean `or`?")),
+                    Some(format!(
+                        "the other condition is on line {line}; did you mean `or`?"
+                    )),
                 );
             }
         }
@@ -1393,7 +2013,10 @@ impl Checker<'_, '_> {
 fn is_subject(n: &Node) -> bool {
     matches!(
         n.kind,
-        NodeKind::EventField(_) | NodeKind::CustomerField(_) | NodeKind::Calendar(_) | NodeKind::Local(..)
+        NodeKind::EventField(_)
+            | NodeKind::CustomerField(_)
+            | NodeKind::Calendar(_)
+            | NodeKind::Local(..)
     )
 }
 
@@ -1467,7 +2090,9 @@ pub(crate) fn walk_children<'e>(e: &'e ExprKind, out: &mut Vec<&'e Expr>) {
         | ExprKind::Name(_) => {}
         ExprKind::Field(b, _) => out.push(b),
         ExprKind::List(v) | ExprKind::Call(_, v) => out.extend(v.iter()),
-        ExprKind::Neg(a) | ExprKind::Not(a) | ExprKind::IsSet(_, a) | ExprKind::Of(_, a) => out.push(a),
+        ExprKind::Neg(a) | ExprKind::Not(a) | ExprKind::IsSet(_, a) | ExprKind::Of(_, a) => {
+            out.push(a)
+        }
         ExprKind::And(a, b)
         | ExprKind::Or(a, b)
         | ExprKind::Arith(_, a, b)
@@ -1483,7 +2108,12 @@ pub(crate) fn walk_children<'e>(e: &'e ExprKind, out: &mut Vec<&'e Expr>) {
             out.push(b);
             out.push(c);
         }
-        ExprKind::Agg { value, list, filter, .. } => {
+        ExprKind::Agg {
+            value,
+            list,
+            filter,
+            ..
+        } => {
             out.push(list);
             if let Some(v) = value {
                 out.push(v);

@@ -42,13 +42,18 @@ impl Compiled {
     }
 
     pub fn text(&self, span: Span) -> &str {
-        self.source.get(span.start as usize..span.end as usize).unwrap_or("")
+        self.source
+            .get(span.start as usize..span.end as usize)
+            .unwrap_or("")
     }
 
     pub fn line_col(&self, at: usize) -> (usize, usize) {
         let line = self.line_starts.partition_point(|&s| s <= at);
         let start = self.line_starts[line - 1];
-        let col = self.source.get(start..at).map_or(1, |s| s.chars().count() + 1);
+        let col = self
+            .source
+            .get(start..at)
+            .map_or(1, |s| s.chars().count() + 1);
         (line, col)
     }
 }
@@ -68,12 +73,19 @@ fn fold_program(ir: &mut ProgramIr) {
                             AmountIr::Fixed(n) | AmountIr::Percent(_, n) => {
                                 folder.fold(n);
                             }
-                            AmountIr::Rate { points, unit, of, .. } => {
+                            AmountIr::Rate {
+                                points, unit, of, ..
+                            } => {
                                 folder.fold(points);
                                 folder.fold(unit);
                                 folder.fold(of);
                             }
-                            AmountIr::Each { points, list, filter, .. } => {
+                            AmountIr::Each {
+                                points,
+                                list,
+                                filter,
+                                ..
+                            } => {
                                 folder.fold(points);
                                 folder.fold(list);
                                 if let Some(f) = filter {
@@ -123,7 +135,10 @@ impl<'p> Folder<'p> {
                 local: local_of(ir, t),
                 fields: Vec::new(),
             },
-            customer: Customer { id: Arc::from(""), fields: Vec::new() },
+            customer: Customer {
+                id: Arc::from(""),
+                fields: Vec::new(),
+            },
         }
     }
 
@@ -139,7 +154,12 @@ impl<'p> Folder<'p> {
                 self.fold(b);
                 return false;
             }
-            Agg { list, value, filter, .. } => {
+            Agg {
+                list,
+                value,
+                filter,
+                ..
+            } => {
                 self.fold(list);
                 if let Some(v) = value {
                     self.fold(v);
@@ -155,7 +175,12 @@ impl<'p> Folder<'p> {
                 return false;
             }
             Not(a) | Neg(a) | IsSet(_, a) => self.fold(a),
-            And(a, b) | Or(a, b) | Arith(_, a, b) | Cmp(_, a, b) | TextTest(_, _, a, b) | In(_, a, b) => {
+            And(a, b)
+            | Or(a, b)
+            | Arith(_, a, b)
+            | Cmp(_, a, b)
+            | TextTest(_, _, a, b)
+            | In(_, a, b) => {
                 let x = self.fold(a);
                 let y = self.fold(b);
                 x && y
@@ -178,7 +203,12 @@ impl<'p> Folder<'p> {
             return false;
         }
         let ev = Evaluator { ir: self.ir };
-        let mut cx = Ctx { event: &self.event, customer: &self.customer, locals: [V::Null; 8], fuel: 1000 };
+        let mut cx = Ctx {
+            event: &self.event,
+            customer: &self.customer,
+            locals: [V::Null; 8],
+            fuel: 1000,
+        };
         // Errors (division by zero in constants) are left for run time,
         // where they are reported against the rule.
         let folded = match ev.eval(n, &mut cx) {

@@ -17,12 +17,51 @@ pub struct Completion {
 }
 
 const KEYWORDS: &[&str] = &[
-    "rule", "on", "if", "then", "and", "or", "not", "is", "in", "award", "deduct", "multiply",
-    "grant reward", "set tier", "tag customer", "notify", "extend expiry by", "stop processing",
-    "priority", "in exclusive group", "in best group", "active from", "points", "per", "for every",
-    "for each", "where", "any", "every", "no", "count of", "sum of", "between", "contains",
-    "starts with", "ends with", "matches", "is set", "program", "currency", "timezone", "tiers",
-    "rewards", "customer has", "event",
+    "rule",
+    "on",
+    "if",
+    "then",
+    "and",
+    "or",
+    "not",
+    "is",
+    "in",
+    "award",
+    "deduct",
+    "multiply",
+    "grant reward",
+    "set tier",
+    "tag customer",
+    "notify",
+    "extend expiry by",
+    "stop processing",
+    "priority",
+    "in exclusive group",
+    "in best group",
+    "active from",
+    "points",
+    "per",
+    "for every",
+    "for each",
+    "where",
+    "any",
+    "every",
+    "no",
+    "count of",
+    "sum of",
+    "between",
+    "contains",
+    "starts with",
+    "ends with",
+    "matches",
+    "is set",
+    "program",
+    "currency",
+    "timezone",
+    "tiers",
+    "rewards",
+    "customer has",
+    "event",
 ];
 
 /// What the source declares, found line by line so that it works while the
@@ -43,10 +82,16 @@ fn scan(source: &str) -> Decls {
         let line = raw.split('#').next().unwrap_or("").trim();
         let lower = line.to_ascii_lowercase();
         if let Some(rest) = lower.strip_prefix("tiers") {
-            d.tiers = rest.trim_start_matches(':').split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
+            d.tiers = rest
+                .trim_start_matches(':')
+                .split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect();
             block = None;
         } else if lower.starts_with("rewards") {
-            d.rewards.extend(line.split('"').skip(1).step_by(2).map(str::to_string));
+            d.rewards
+                .extend(line.split('"').skip(1).step_by(2).map(str::to_string));
             block = None;
         } else if lower.starts_with("customer has") {
             block = Some(None);
@@ -71,7 +116,19 @@ fn scan(source: &str) -> Decls {
 }
 
 fn c(label: impl Into<String>, kind: &'static str, detail: Option<String>) -> Completion {
-    Completion { label: label.into(), kind, detail }
+    Completion {
+        label: label.into(),
+        kind,
+        detail,
+    }
+}
+
+/// Byte offset where the identifier that ends `s` starts.
+fn ident_start(s: &str) -> usize {
+    s.char_indices()
+        .rev()
+        .find(|(_, ch)| !(ch.is_ascii_alphanumeric() || *ch == '_'))
+        .map_or(0, |(i, ch)| i + ch.len_utf8())
 }
 
 pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
@@ -80,18 +137,14 @@ pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
         at -= 1;
     }
     let before = &source[..at];
-    let word_start = before
-        .rfind(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-        .map_or(0, |i| i + 1);
+    let word_start = ident_start(before);
     let prefix = before[word_start..].to_ascii_lowercase();
     let decls = scan(source);
     let mut out: Vec<Completion> = Vec::new();
 
     if before[..word_start].ends_with('.') {
         let root_end = word_start - 1;
-        let root_start = before[..root_end]
-            .rfind(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
-            .map_or(0, |i| i + 1);
+        let root_start = ident_start(&before[..root_end]);
         let root = before[root_start..root_end].to_ascii_lowercase();
         if root == "customer" {
             for f in customer_fields() {
@@ -113,7 +166,15 @@ pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
             }
         } else if let Some((_, fs)) = decls.events.iter().find(|(n, _)| *n == root) {
             for f in ["id", "customer", "time"] {
-                out.push(c(f, "field", Some(if f == "time" { Ty::DateTime.name().into() } else { "text".into() })));
+                out.push(c(
+                    f,
+                    "field",
+                    Some(if f == "time" {
+                        Ty::DateTime.name().into()
+                    } else {
+                        "text".into()
+                    }),
+                ));
             }
             for (n, t) in fs {
                 out.push(c(n.clone(), "field", Some(t.clone())));
@@ -134,7 +195,10 @@ pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
         let prev1 = prev.first().map(String::as_str).unwrap_or("");
         let prev2 = prev.get(1).map(String::as_str).unwrap_or("");
         let events = || {
-            let mut v: Vec<Completion> = builtin_events().into_iter().map(|e| c(e.name, "event", None)).collect();
+            let mut v: Vec<Completion> = builtin_events()
+                .into_iter()
+                .map(|e| c(e.name, "event", None))
+                .collect();
             for (n, _) in &decls.events {
                 if !v.iter().any(|x| x.label == *n) {
                     v.push(c(n.clone(), "event", None));
@@ -144,12 +208,26 @@ pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
         };
         if prev1 == "on" {
             out = events();
-        } else if prev1 == "tier" || (prev2.ends_with("tier") && matches!(prev1, "is" | "=" | ">=" | "<=" | ">" | "<" | "not")) {
-            out = decls.tiers.iter().map(|t| c(t.clone(), "tier", None)).collect();
+        } else if prev1 == "tier"
+            || (prev2.ends_with("tier")
+                && matches!(prev1, "is" | "=" | ">=" | "<=" | ">" | "<" | "not"))
+        {
+            out = decls
+                .tiers
+                .iter()
+                .map(|t| c(t.clone(), "tier", None))
+                .collect();
         } else if matches!(prev1, "reward" | "voucher" | "coupon" | "grant" | "give") {
-            out = decls.rewards.iter().map(|r| c(format!("\"{r}\""), "reward", None)).collect();
+            out = decls
+                .rewards
+                .iter()
+                .map(|r| c(format!("\"{r}\""), "reward", None))
+                .collect();
         } else if prev2 == "weekday" || prev1 == "weekday" {
-            out = crate::schema::WEEKDAYS.iter().map(|w| c(*w, "keyword", None)).collect();
+            out = crate::schema::WEEKDAYS
+                .iter()
+                .map(|w| c(*w, "keyword", None))
+                .collect();
         } else {
             out.extend(KEYWORDS.iter().map(|k| c(*k, "keyword", None)));
             out.extend(events());
@@ -157,7 +235,12 @@ pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
             out.extend(Calendar::NAMES.iter().map(|n| c(*n, "calendar", None)));
         }
     }
-    out.retain(|x| x.label.trim_start_matches('"').to_ascii_lowercase().starts_with(&prefix));
+    out.retain(|x| {
+        x.label
+            .trim_start_matches('"')
+            .to_ascii_lowercase()
+            .starts_with(&prefix)
+    });
     let mut seen = std::collections::HashSet::new();
     out.retain(|x| seen.insert(x.label.clone()));
     out

@@ -236,13 +236,20 @@ impl Error {
                     .filter(|d| d.severity == Severity::Error)
                     .count();
                 let more = if errors > 1 {
-                    format!(" (and {} more error{})", errors - 1, if errors > 2 { "s" } else { "" })
+                    format!(
+                        " (and {} more error{})",
+                        errors - 1,
+                        if errors > 2 { "s" } else { "" }
+                    )
                 } else {
                     String::new()
                 };
                 (
                     d.kind,
-                    format!("{} at line {}, column {}{}", d.message, d.line, d.column, more),
+                    format!(
+                        "{} at line {}, column {}{}",
+                        d.message, d.line, d.column, more
+                    ),
                 )
             }
             None => (ErrorKind::Syntax, "invalid program".to_string()),

@@ -235,7 +235,8 @@ impl<'p> Evaluator<'p> {
                 let r = match op {
                     TextOp::Contains => contains_ci(x, y),
                     TextOp::StartsWith => {
-                        x.len() >= y.len() && x.as_bytes()[..y.len()].eq_ignore_ascii_case(y.as_bytes())
+                        x.len() >= y.len()
+                            && x.as_bytes()[..y.len()].eq_ignore_ascii_case(y.as_bytes())
                     }
                     TextOp::EndsWith => {
                         x.len() >= y.len()
@@ -333,7 +334,13 @@ impl<'p> Evaluator<'p> {
                 }
                 V::Bool(result)
             }
-            NodeKind::Agg { agg, depth, list, value, filter } => {
+            NodeKind::Agg {
+                agg,
+                depth,
+                list,
+                value,
+                filter,
+            } => {
                 let V::List(l) = self.eval(list, cx)? else {
                     return Ok(match agg {
                         Agg::Count | Agg::Sum => V::Num(Decimal::ZERO),
@@ -365,10 +372,18 @@ impl<'p> Evaluator<'p> {
                                         .ok_or(EvalError("number too large"))?,
                                 ),
                                 (Some(a), Agg::Min) => {
-                                    if cmp_v(x, a) == Some(Ordering::Less) { x } else { a }
+                                    if cmp_v(x, a) == Some(Ordering::Less) {
+                                        x
+                                    } else {
+                                        a
+                                    }
                                 }
                                 (Some(a), _) => {
-                                    if cmp_v(x, a) == Some(Ordering::Greater) { x } else { a }
+                                    if cmp_v(x, a) == Some(Ordering::Greater) {
+                                        x
+                                    } else {
+                                        a
+                                    }
                                 }
                             });
                         }
@@ -385,7 +400,9 @@ impl<'p> Evaluator<'p> {
 
     fn burn(&self, cx: &mut Ctx<'_>) -> R<()> {
         if cx.fuel == 0 {
-            return Err(EvalError("evaluation limit reached (too many list elements examined)"));
+            return Err(EvalError(
+                "evaluation limit reached (too many list elements examined)",
+            ));
         }
         cx.fuel -= 1;
         Ok(())
@@ -430,8 +447,16 @@ impl<'p> Evaluator<'p> {
         let x = vals[0];
         Ok(V::Num(match f {
             Func::Round => {
-                let dp = if args.len() > 1 { vals[1] } else { Decimal::ZERO };
-                let dp: u32 = dp.try_into().ok().filter(|d| *d <= 28).ok_or(EvalError("round: bad number of decimals"))?;
+                let dp = if args.len() > 1 {
+                    vals[1]
+                } else {
+                    Decimal::ZERO
+                };
+                let dp: u32 = dp
+                    .try_into()
+                    .ok()
+                    .filter(|d| *d <= 28)
+                    .ok_or(EvalError("round: bad number of decimals"))?;
                 x.round_dp_with_strategy(dp, RoundingStrategy::MidpointAwayFromZero)
             }
             Func::Floor => x.floor(),
@@ -468,7 +493,13 @@ pub(crate) fn round_points(ir: &ProgramIr, d: Decimal) -> Decimal {
 pub(crate) fn show(ir: &ProgramIr, v: V<'_>, ty: Ty) -> String {
     match v {
         V::Null => "not set".into(),
-        V::Bool(b) => if b { "true".into() } else { "false".into() },
+        V::Bool(b) => {
+            if b {
+                "true".into()
+            } else {
+                "false".into()
+            }
+        }
         V::Num(d) if ty == Ty::Money => ir.currency.format(d),
         V::Num(d) => d.to_string(),
         V::Text(s) => format!("\"{s}\""),
@@ -482,7 +513,10 @@ pub(crate) fn show(ir: &ProgramIr, v: V<'_>, ty: Ty) -> String {
         }
         V::DateTime(t) => t.with_timezone(&ir.tz).to_rfc3339(),
         V::Weekday(d) => WEEKDAYS[d as usize % 7].into(),
-        V::Tier(t) => ir.tiers.get(t as usize).map_or("?".into(), |s| s.to_string()),
+        V::Tier(t) => ir
+            .tiers
+            .get(t as usize)
+            .map_or("?".into(), |s| s.to_string()),
         V::List(l) => format!("a list of {}", l.len()),
         V::Record(_) => "an item".into(),
     }
@@ -523,7 +557,16 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
     for &ri in order {
         let rule = &ir.rules[ri as usize];
         if let Some(by) = stopped_by {
-            note(&mut out, ir, c, rule, false, "stopped", format!("rule \"{by}\" stopped processing"), None);
+            note(
+                &mut out,
+                ir,
+                c,
+                rule,
+                false,
+                "stopped",
+                format!("rule \"{by}\" stopped processing"),
+                None,
+            );
             continue;
         }
         if let Some((g, best)) = rule.group {
@@ -591,11 +634,24 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
             match check_rule(&ev, rule, &mut cx, &mut out, explain, c) {
                 Fire::Yes => {
                     for e in &rule.effects {
-                        if let EffectIr::Multiply { kind, rule: scope, factor } = e {
+                        if let EffectIr::Multiply {
+                            kind,
+                            rule: scope,
+                            factor,
+                        } = e
+                        {
                             match ev.eval(factor, &mut cx) {
-                                Ok(V::Num(f)) => deferred.push(Deferred { rule, kind: *kind, scope: *scope, factor: f }),
+                                Ok(V::Num(f)) => deferred.push(Deferred {
+                                    rule,
+                                    kind: *kind,
+                                    scope: *scope,
+                                    factor: f,
+                                }),
                                 Ok(_) => {}
-                                Err(err) => out.errors.push(RuleError { rule: rule.name.clone(), message: err.0.into() }),
+                                Err(err) => out.errors.push(RuleError {
+                                    rule: rule.name.clone(),
+                                    message: err.0.into(),
+                                }),
                             }
                         }
                     }
@@ -632,10 +688,14 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
         let mut base = Decimal::ZERO;
         for e in &out.effects {
             match e {
-                Effect::Award { rule, customer, kind, points }
-                    if *customer == event.customer
-                        && **kind == *ir.kinds[d.kind as usize]
-                        && points.is_sign_positive() =>
+                Effect::Award {
+                    rule,
+                    customer,
+                    kind,
+                    points,
+                } if *customer == event.customer
+                    && **kind == *ir.kinds[d.kind as usize]
+                    && points.is_sign_positive() =>
                 {
                     let in_scope = match d.scope {
                         None => true,
@@ -645,8 +705,14 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
                         base += *points;
                     }
                 }
-                Effect::Multiply { customer, kind, points, .. }
-                    if d.scope.is_none() && *customer == event.customer && **kind == *ir.kinds[d.kind as usize] =>
+                Effect::Multiply {
+                    customer,
+                    kind,
+                    points,
+                    ..
+                } if d.scope.is_none()
+                    && *customer == event.customer
+                    && **kind == *ir.kinds[d.kind as usize] =>
                 {
                     base += *points
                 }
@@ -664,7 +730,10 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
                 factor: d.factor,
                 points: x,
             }),
-            None => out.errors.push(RuleError { rule: d.rule.name.clone(), message: "number too large".into() }),
+            None => out.errors.push(RuleError {
+                rule: d.rule.name.clone(),
+                message: "number too large".into(),
+            }),
         }
     }
     let mut total = own_points(&out.effects, event);
@@ -677,9 +746,18 @@ fn own_points(effs: &[Effect], event: &Event) -> Decimal {
     let mut total = Decimal::ZERO;
     for e in effs {
         match e {
-            Effect::Award { customer, kind, points, .. } | Effect::Multiply { customer, kind, points, .. }
-                if *customer == event.customer && &**kind == "points" =>
-            {
+            Effect::Award {
+                customer,
+                kind,
+                points,
+                ..
+            }
+            | Effect::Multiply {
+                customer,
+                kind,
+                points,
+                ..
+            } if *customer == event.customer && &**kind == "points" => {
                 total = total.saturating_add(*points)
             }
             _ => {}
@@ -694,7 +772,14 @@ enum Fire {
 }
 
 /// Check the rule's window and condition; on failure record why.
-fn check_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, out: &mut Outcome, explain: bool, c: &Compiled) -> Fire {
+fn check_rule<'a>(
+    ev: &Evaluator<'a>,
+    rule: &'a RuleIr,
+    cx: &mut Ctx<'a>,
+    out: &mut Outcome,
+    explain: bool,
+    c: &Compiled,
+) -> Fire {
     let today = cx.event.local.date;
     let (from, to) = rule.active;
     if from.is_some_and(|f| today < f) || to.is_some_and(|t| today > t) {
@@ -705,7 +790,16 @@ fn check_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, out: &
                 (None, Some(t)) => format!("until {t}"),
                 _ => String::new(),
             };
-            note(out, ev.ir, c, rule, false, "inactive", format!("the rule is active {window}; the event is on {today}"), None);
+            note(
+                out,
+                ev.ir,
+                c,
+                rule,
+                false,
+                "inactive",
+                format!("the rule is active {window}; the event is on {today}"),
+                None,
+            );
         }
         return Fire::No;
     }
@@ -721,15 +815,31 @@ fn check_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, out: &
                     } else {
                         format!(
                             "`{text}` is false: {}",
-                            values.iter().map(|v| format!("{} is {}", v.expr, v.value)).collect::<Vec<_>>().join(", ")
+                            values
+                                .iter()
+                                .map(|v| format!("{} is {}", v.expr, v.value))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         )
                     };
-                    note(out, ev.ir, c, rule, false, "condition_failed", detail, Some((node.span, text, values)));
+                    note(
+                        out,
+                        ev.ir,
+                        c,
+                        rule,
+                        false,
+                        "condition_failed",
+                        detail,
+                        Some((node.span, text, values)),
+                    );
                 }
                 return Fire::No;
             }
             Err(e) => {
-                out.errors.push(RuleError { rule: rule.name.clone(), message: e.0.into() });
+                out.errors.push(RuleError {
+                    rule: rule.name.clone(),
+                    message: e.0.into(),
+                });
                 if explain {
                     note(out, ev.ir, c, rule, false, "error", e.0.into(), None);
                 }
@@ -742,7 +852,15 @@ fn check_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, out: &
 
 /// Check the rule and compute its effects into `effs`. A rule whose effects
 /// fail to compute does not fire at all (no partial effects).
-fn try_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, effs: &mut Vec<Effect>, out: &mut Outcome, explain: bool, c: &Compiled) -> Fire {
+fn try_rule<'a>(
+    ev: &Evaluator<'a>,
+    rule: &'a RuleIr,
+    cx: &mut Ctx<'a>,
+    effs: &mut Vec<Effect>,
+    out: &mut Outcome,
+    explain: bool,
+    c: &Compiled,
+) -> Fire {
     if let Fire::No = check_rule(ev, rule, cx, out, explain, c) {
         return Fire::No;
     }
@@ -753,7 +871,10 @@ fn try_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, effs: &m
             Ok(()) => {}
             Err(err) => {
                 effs.truncate(start);
-                out.errors.push(RuleError { rule: rule.name.clone(), message: err.0.into() });
+                out.errors.push(RuleError {
+                    rule: rule.name.clone(),
+                    message: err.0.into(),
+                });
                 if explain {
                     note(out, ev.ir, c, rule, false, "error", err.0.into(), None);
                 }
@@ -762,16 +883,28 @@ fn try_rule<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, effs: &m
         }
     }
     for s in skipped {
-        out.errors.push(RuleError { rule: rule.name.clone(), message: s });
+        out.errors.push(RuleError {
+            rule: rule.name.clone(),
+            message: s,
+        });
     }
     Fire::Yes
 }
 
-fn target<'a>(ev: &Evaluator<'a>, to: &'a Option<Node>, cx: &mut Ctx<'a>, skipped: &mut Vec<String>) -> R<Option<Arc<str>>> {
+fn target<'a>(
+    ev: &Evaluator<'a>,
+    to: &'a Option<Node>,
+    cx: &mut Ctx<'a>,
+    skipped: &mut Vec<String>,
+) -> R<Option<Arc<str>>> {
     match to {
         None => Ok(Some(cx.event.customer.clone())),
         Some(n) => match ev.eval(n, cx)? {
-            V::Text(s) if !s.is_empty() => Ok(Some(if *s == *cx.event.customer { cx.event.customer.clone() } else { Arc::from(s) })),
+            V::Text(s) if !s.is_empty() => Ok(Some(if *s == *cx.event.customer {
+                cx.event.customer.clone()
+            } else {
+                Arc::from(s)
+            })),
             _ => {
                 skipped.push("effect skipped: the customer it is for is not set".into());
                 Ok(None)
@@ -780,16 +913,40 @@ fn target<'a>(ev: &Evaluator<'a>, to: &'a Option<Node>, cx: &mut Ctx<'a>, skippe
     }
 }
 
-fn effect<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, e: &'a EffectIr, cx: &mut Ctx<'a>, effs: &mut Vec<Effect>, skipped: &mut Vec<String>) -> R<()> {
+fn effect<'a>(
+    ev: &Evaluator<'a>,
+    rule: &'a RuleIr,
+    e: &'a EffectIr,
+    cx: &mut Ctx<'a>,
+    effs: &mut Vec<Effect>,
+    skipped: &mut Vec<String>,
+) -> R<()> {
     let ir = ev.ir;
     let too_big = || EvalError("number too large");
     match e {
-        EffectIr::Award { deduct, kind, amount, to } => {
+        EffectIr::Award {
+            deduct,
+            kind,
+            amount,
+            to,
+        } => {
             let raw: Option<Decimal> = match amount {
                 AmountIr::Fixed(n) => num(ev.eval(n, cx)?),
-                AmountIr::Percent(f, base) => num(ev.eval(base, cx)?).map(|b| b.checked_mul(*f)).map(|x| x.ok_or_else(too_big)).transpose()?,
-                AmountIr::Rate { points, every, unit, of } => {
-                    let (Some(p), Some(u), Some(m)) = (num(ev.eval(points, cx)?), num(ev.eval(unit, cx)?), num(ev.eval(of, cx)?)) else {
+                AmountIr::Percent(f, base) => num(ev.eval(base, cx)?)
+                    .map(|b| b.checked_mul(*f))
+                    .map(|x| x.ok_or_else(too_big))
+                    .transpose()?,
+                AmountIr::Rate {
+                    points,
+                    every,
+                    unit,
+                    of,
+                } => {
+                    let (Some(p), Some(u), Some(m)) = (
+                        num(ev.eval(points, cx)?),
+                        num(ev.eval(unit, cx)?),
+                        num(ev.eval(of, cx)?),
+                    ) else {
                         return Ok(());
                     };
                     if u.is_zero() {
@@ -799,8 +956,15 @@ fn effect<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, e: &'a EffectIr, cx: &mut Ct
                     let units = if *every { units.trunc() } else { units };
                     Some(units.checked_mul(p).ok_or_else(too_big)?)
                 }
-                AmountIr::Each { points, depth, list, filter } => {
-                    let Some(p) = num(ev.eval(points, cx)?) else { return Ok(()) };
+                AmountIr::Each {
+                    points,
+                    depth,
+                    list,
+                    filter,
+                } => {
+                    let Some(p) = num(ev.eval(points, cx)?) else {
+                        return Ok(());
+                    };
                     let mut n = Decimal::ZERO;
                     if let V::List(l) = ev.eval(list, cx)? {
                         for item in l {
@@ -826,13 +990,22 @@ fn effect<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, e: &'a EffectIr, cx: &mut Ct
                 pts = -pts;
             }
             if let Some(who) = target(ev, to, cx, skipped)? {
-                effs.push(Effect::Award { rule: rule.name.clone(), customer: who, kind: ir.kinds[*kind as usize].clone(), points: pts });
+                effs.push(Effect::Award {
+                    rule: rule.name.clone(),
+                    customer: who,
+                    kind: ir.kinds[*kind as usize].clone(),
+                    points: pts,
+                });
             }
         }
         EffectIr::Multiply { .. } => {}
         EffectIr::Grant { reward, to } => {
             if let Some(who) = target(ev, to, cx, skipped)? {
-                effs.push(Effect::Reward { rule: rule.name.clone(), customer: who, reward: reward.clone() });
+                effs.push(Effect::Reward {
+                    rule: rule.name.clone(),
+                    customer: who,
+                    reward: reward.clone(),
+                });
             }
         }
         EffectIr::SetTier(t) => {
@@ -840,14 +1013,32 @@ fn effect<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, e: &'a EffectIr, cx: &mut Ct
                 Some(Value::Tier(f)) => ir.tiers.get(*f as usize).cloned(),
                 _ => None,
             };
-            effs.push(Effect::Tier { rule: rule.name.clone(), customer: cx.event.customer.clone(), from, to: ir.tiers[*t as usize].clone() });
+            effs.push(Effect::Tier {
+                rule: rule.name.clone(),
+                customer: cx.event.customer.clone(),
+                from,
+                to: ir.tiers[*t as usize].clone(),
+            });
         }
         EffectIr::SetAttr { attr, value } => {
             let v = own_value(ev.eval(value, cx)?);
-            effs.push(Effect::SetAttribute { rule: rule.name.clone(), customer: cx.event.customer.clone(), attribute: attr.clone(), value: to_json(ir, &v) });
+            effs.push(Effect::SetAttribute {
+                rule: rule.name.clone(),
+                customer: cx.event.customer.clone(),
+                attribute: attr.clone(),
+                value: to_json(ir, &v),
+            });
         }
-        EffectIr::Tag(t) => effs.push(Effect::Tag { rule: rule.name.clone(), customer: cx.event.customer.clone(), tag: t.clone() }),
-        EffectIr::Notify(m) => effs.push(Effect::Notify { rule: rule.name.clone(), customer: cx.event.customer.clone(), message: m.clone() }),
+        EffectIr::Tag(t) => effs.push(Effect::Tag {
+            rule: rule.name.clone(),
+            customer: cx.event.customer.clone(),
+            tag: t.clone(),
+        }),
+        EffectIr::Notify(m) => effs.push(Effect::Notify {
+            rule: rule.name.clone(),
+            customer: cx.event.customer.clone(),
+            message: m.clone(),
+        }),
         EffectIr::Extend { amount, months } => effs.push(Effect::ExtendExpiry {
             rule: rule.name.clone(),
             customer: cx.event.customer.clone(),
@@ -859,27 +1050,40 @@ fn effect<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, e: &'a EffectIr, cx: &mut Ct
 }
 
 /// The first failed part of a false condition, and the values it saw.
-fn why_false<'a>(ev: &Evaluator<'a>, c: &Compiled, n: &'a Node, cx: &mut Ctx<'a>) -> (&'a Node, Vec<SeenValue>) {
+fn why_false<'a>(
+    ev: &Evaluator<'a>,
+    c: &Compiled,
+    n: &'a Node,
+    cx: &mut Ctx<'a>,
+) -> (&'a Node, Vec<SeenValue>) {
     let mut cur = n;
-    loop {
-        match &cur.kind {
-            NodeKind::And(a, b) => {
-                cur = if matches!(ev.truthy(a, cx), Ok(false)) { a } else { b };
-            }
-            _ => break,
-        }
+    while let NodeKind::And(a, b) = &cur.kind {
+        cur = if matches!(ev.truthy(a, cx), Ok(false)) {
+            a
+        } else {
+            b
+        };
     }
     let mut values = Vec::new();
     seen(ev, c, cur, cx, &mut values, 0);
     (cur, values)
 }
 
-fn seen<'a>(ev: &Evaluator<'a>, c: &Compiled, n: &'a Node, cx: &mut Ctx<'a>, out: &mut Vec<SeenValue>, depth: usize) {
+fn seen<'a>(
+    ev: &Evaluator<'a>,
+    c: &Compiled,
+    n: &'a Node,
+    cx: &mut Ctx<'a>,
+    out: &mut Vec<SeenValue>,
+    depth: usize,
+) {
     if depth > limits::MAX_EXPR_DEPTH || out.len() >= 8 {
         return;
     }
     let operands: Vec<&'a Node> = match &n.kind {
-        NodeKind::Cmp(_, a, b) | NodeKind::TextTest(_, _, a, b) | NodeKind::In(_, a, b) => vec![a, b],
+        NodeKind::Cmp(_, a, b) | NodeKind::TextTest(_, _, a, b) | NodeKind::In(_, a, b) => {
+            vec![a, b]
+        }
         NodeKind::Between(_, a, b, c) => vec![a, b, c],
         NodeKind::IsSet(_, a) => vec![a],
         NodeKind::And(a, b) | NodeKind::Or(a, b) => {
@@ -911,8 +1115,19 @@ fn seen<'a>(ev: &Evaluator<'a>, c: &Compiled, n: &'a Node, cx: &mut Ctx<'a>, out
 }
 
 #[allow(clippy::too_many_arguments)]
-fn note(out: &mut Outcome, _ir: &ProgramIr, c: &Compiled, rule: &RuleIr, fired: bool, reason: &str, detail: String, cond: Option<(Span, String, Vec<SeenValue>)>) {
-    let Some(ex) = out.explanation.as_mut() else { return };
+fn note(
+    out: &mut Outcome,
+    _ir: &ProgramIr,
+    c: &Compiled,
+    rule: &RuleIr,
+    fired: bool,
+    reason: &str,
+    detail: String,
+    cond: Option<(Span, String, Vec<SeenValue>)>,
+) {
+    let Some(ex) = out.explanation.as_mut() else {
+        return;
+    };
     let (span, condition, values) = match cond {
         Some((s, t, v)) => (s, Some(t), v),
         None => (rule.span, None, Vec::new()),
@@ -921,8 +1136,16 @@ fn note(out: &mut Outcome, _ir: &ProgramIr, c: &Compiled, rule: &RuleIr, fired: 
     ex.push(Explanation {
         rule: rule.name.clone(),
         fired,
-        reason: if fired { None } else { Some(reason.to_string()) },
-        detail: if fired || detail.is_empty() { None } else { Some(detail) },
+        reason: if fired {
+            None
+        } else {
+            Some(reason.to_string())
+        },
+        detail: if fired || detail.is_empty() {
+            None
+        } else {
+            Some(detail)
+        },
         condition,
         line,
         column,

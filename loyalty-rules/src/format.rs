@@ -12,8 +12,18 @@ pub(crate) fn format(p: &Program) -> String {
     let mut prev_rule_oneliner = false;
     for (i, item) in p.items.iter().enumerate() {
         let is_oneliner = matches!(item, Item::Rule(r) if r.trigger.is_some());
-        let is_setting = matches!(item, Item::Header(_) | Item::Currency(_) | Item::Timezone(_) | Item::Rounding { .. });
-        if i > 0 && !(is_oneliner && prev_rule_oneliner) && !(is_setting && matches!(p.items[i - 1], Item::Header(_) | Item::Currency(_) | Item::Timezone(_) | Item::Rounding { .. })) {
+        let is_setting = matches!(
+            item,
+            Item::Header(_) | Item::Currency(_) | Item::Timezone(_) | Item::Rounding { .. }
+        );
+        if i > 0
+            && !(is_oneliner && prev_rule_oneliner)
+            && !(is_setting
+                && matches!(
+                    p.items[i - 1],
+                    Item::Header(_) | Item::Currency(_) | Item::Timezone(_) | Item::Rounding { .. }
+                ))
+        {
             out.push('\n');
         }
         prev_rule_oneliner = is_oneliner;
@@ -39,7 +49,10 @@ fn quote(s: &str) -> String {
 }
 
 fn names(ns: &[Name]) -> String {
-    ns.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(", ")
+    ns.iter()
+        .map(|n| n.text.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn fields(out: &mut String, fs: &[FieldDecl]) {
@@ -94,7 +107,10 @@ fn item_text(out: &mut String, item: &Item) {
             let _ = writeln!(
                 out,
                 "rewards {}",
-                ns.iter().map(|n| quote(&n.text)).collect::<Vec<_>>().join(", ")
+                ns.iter()
+                    .map(|n| quote(&n.text))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
         Item::PointKinds(ns) => {
@@ -108,7 +124,12 @@ fn rule(out: &mut String, r: &Rule) {
     if let Some(t) = &r.trigger {
         out.push_str("if ");
         match t {
-            Trigger::Head { event, word, cmp, rest } => {
+            Trigger::Head {
+                event,
+                word,
+                cmp,
+                rest,
+            } => {
                 out.push_str(&event.text);
                 if let Some(w) = word {
                     out.push(' ');
@@ -120,6 +141,11 @@ fn rule(out: &mut String, r: &Rule) {
                 if let Some(rest) = rest {
                     let _ = write!(out, " and {}", expr_at(rest, 0));
                 }
+            }
+            // A condition that starts with a bare word would read back as
+            // the `IF <event> ...` head form: bracket it.
+            Trigger::Expr(e) if starts_with_name(e) => {
+                let _ = write!(out, "({})", expr(e));
             }
             Trigger::Expr(e) => out.push_str(&expr_at(e, 0)),
         }
@@ -136,7 +162,11 @@ fn rule(out: &mut String, r: &Rule) {
         out.push('\n');
         return;
     }
-    let _ = writeln!(out, "rule {}", quote(&r.name.as_ref().map_or("", |n| n.text.as_str())));
+    let _ = writeln!(
+        out,
+        "rule {}",
+        quote(r.name.as_ref().map_or("", |n| n.text.as_str()))
+    );
     for c in &r.clauses {
         out.push_str("  ");
         match c {
@@ -176,6 +206,24 @@ fn rule(out: &mut String, r: &Rule) {
     }
 }
 
+fn starts_with_name(e: &Expr) -> bool {
+    let mut cur = e;
+    loop {
+        cur = match &cur.kind {
+            ExprKind::Name(_) => return true,
+            ExprKind::And(a, _)
+            | ExprKind::Or(a, _)
+            | ExprKind::Arith(_, a, _)
+            | ExprKind::Cmp(_, a, _)
+            | ExprKind::TextTest(_, _, a, _)
+            | ExprKind::In(_, a, _)
+            | ExprKind::Between(_, a, _, _)
+            | ExprKind::IsSet(_, a) => a,
+            _ => return false,
+        }
+    }
+}
+
 fn kind_points(kind: &Option<Name>) -> String {
     match kind {
         Some(k) => format!("{} points", k.text),
@@ -192,8 +240,20 @@ fn to_clause(to: &Option<Expr>) -> String {
 
 fn effect(e: &Effect) -> String {
     match &e.kind {
-        EffectKind::Award { deduct, bonus, amount, kind, to } => {
-            let verb = if *deduct { "deduct" } else if *bonus { "award bonus" } else { "award" };
+        EffectKind::Award {
+            deduct,
+            bonus,
+            amount,
+            kind,
+            to,
+        } => {
+            let verb = if *deduct {
+                "deduct"
+            } else if *bonus {
+                "award bonus"
+            } else {
+                "award"
+            };
             let amt = match amount {
                 Amount::Fixed(x) => format!("{} {}", expr_at(x, ADD), kind_points(kind)),
                 Amount::Percent { pct, of, .. } => {
@@ -203,7 +263,12 @@ fn effect(e: &Effect) -> String {
                     };
                     format!("{pct}% of {}{k}", expr_at(of, ADD))
                 }
-                Amount::Rate { points, mode, unit, of } => {
+                Amount::Rate {
+                    points,
+                    mode,
+                    unit,
+                    of,
+                } => {
                     let m = match mode {
                         RateMode::Per => "per",
                         RateMode::Every => "for every",
@@ -212,9 +277,19 @@ fn effect(e: &Effect) -> String {
                         Some(o) => format!(" of {}", expr_at(o, ADD)),
                         None => String::new(),
                     };
-                    format!("{} {} {m} {}{of}", expr_at(points, ADD), kind_points(kind), expr_at(unit, ADD))
+                    format!(
+                        "{} {} {m} {}{of}",
+                        expr_at(points, ADD),
+                        kind_points(kind),
+                        expr_at(unit, ADD)
+                    )
                 }
-                Amount::Each { points, var, list, filter } => {
+                Amount::Each {
+                    points,
+                    var,
+                    list,
+                    filter,
+                } => {
                     let f = match filter {
                         Some(f) => format!(" where {}", expr_at(f, NOT)),
                         None => String::new(),
@@ -235,19 +310,30 @@ fn effect(e: &Effect) -> String {
                 Some(r) => format!(" of rule {}", quote(&r.text)),
                 None => String::new(),
             };
-            format!("multiply {}{r} by {}", kind_points(kind), expr_at(factor, ADD))
+            format!(
+                "multiply {}{r} by {}",
+                kind_points(kind),
+                expr_at(factor, ADD)
+            )
         }
         EffectKind::Grant { reward, to } => {
             format!("grant reward {}{}", quote(&reward.text), to_clause(to))
         }
         EffectKind::SetTier(t) => format!("set tier {}", t.text),
         EffectKind::SetAttr { target, value } => {
-            format!("set {} to {}", expr_at(target, POSTFIX), expr_at(value, ADD))
+            format!(
+                "set {} to {}",
+                expr_at(target, POSTFIX),
+                expr_at(value, ADD)
+            )
         }
         EffectKind::Tag(t) => format!("tag customer {}", quote(&t.text)),
         EffectKind::Notify(m) => format!("notify {}", quote(&m.text)),
         EffectKind::ExtendExpiry { amount, months } => {
-            format!("extend expiry by {amount} {}", if *months { "months" } else { "days" })
+            format!(
+                "extend expiry by {amount} {}",
+                if *months { "months" } else { "days" }
+            )
         }
     }
 }
@@ -279,7 +365,11 @@ fn prec(e: &Expr) -> u8 {
         // are bracketed anywhere but the top of an expression.
         ExprKind::If(..) | ExprKind::Quant(..) | ExprKind::Agg { .. } => 0,
         // A negative literal prints with a leading `-`.
-        ExprKind::Number(v) | ExprKind::Money(v, _) | ExprKind::Percent(v) if v.is_sign_negative() => UNARY,
+        ExprKind::Number(v) | ExprKind::Money(v, _) | ExprKind::Percent(v)
+            if v.is_sign_negative() =>
+        {
+            UNARY
+        }
         _ => POSTFIX,
     }
 }
@@ -338,7 +428,11 @@ fn expr(e: &Expr) -> String {
         ExprKind::Field(b, f) => format!("{}.{}", expr_at(b, POSTFIX), f.text),
         ExprKind::List(items) => format!(
             "[{}]",
-            items.iter().map(|i| expr_at(i, OR)).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .map(|i| expr_at(i, OR))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         ExprKind::Neg(a) => format!("-{}", expr_at(a, POSTFIX)),
         ExprKind::Not(a) => format!("not {}", expr_at(a, CMP)),
@@ -353,7 +447,9 @@ fn expr(e: &Expr) -> String {
             };
             format!("{} {sym} {}", expr_at(a, l), expr_at(b, r))
         }
-        ExprKind::Cmp(op, a, b) => format!("{} {} {}", expr_at(a, ADD), cmp_word(*op), expr_at(b, ADD)),
+        ExprKind::Cmp(op, a, b) => {
+            format!("{} {} {}", expr_at(a, ADD), cmp_word(*op), expr_at(b, ADD))
+        }
         ExprKind::TextTest(op, neg, a, b) => {
             let w = match op {
                 TextOp::Contains => "contains",
@@ -361,9 +457,19 @@ fn expr(e: &Expr) -> String {
                 TextOp::EndsWith => "ends with",
                 TextOp::Matches => "matches",
             };
-            format!("{} {}{w} {}", expr_at(a, ADD), not_word(*neg), expr_at(b, ADD))
+            format!(
+                "{} {}{w} {}",
+                expr_at(a, ADD),
+                not_word(*neg),
+                expr_at(b, ADD)
+            )
         }
-        ExprKind::In(neg, a, b) => format!("{} {}in {}", expr_at(a, ADD), not_word(*neg), expr_at(b, ADD)),
+        ExprKind::In(neg, a, b) => format!(
+            "{} {}in {}",
+            expr_at(a, ADD),
+            not_word(*neg),
+            expr_at(b, ADD)
+        ),
         ExprKind::Between(neg, v, lo, hi) => format!(
             "{} is {}between {} and {}",
             expr_at(v, ADD),
@@ -372,11 +478,19 @@ fn expr(e: &Expr) -> String {
             expr_at(hi, ADD)
         ),
         ExprKind::IsSet(neg, v) => format!("{} is {}set", expr_at(v, ADD), not_word(*neg)),
-        ExprKind::If(c, t, f) => format!("if {} then {} else {}", expr_at(c, 0), expr_at(t, 0), expr_at(f, ADD)),
+        ExprKind::If(c, t, f) => format!(
+            "if {} then {} else {}",
+            expr_at(c, 0),
+            expr_at(t, 0),
+            expr_at(f, ADD)
+        ),
         ExprKind::Call(n, args) => format!(
             "{}({})",
             n.text,
-            args.iter().map(|a| expr_at(a, 0)).collect::<Vec<_>>().join(", ")
+            args.iter()
+                .map(|a| expr_at(a, 0))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         ExprKind::Of(f, a) => {
             let w = match f {
@@ -397,9 +511,20 @@ fn expr(e: &Expr) -> String {
                 Quant::All => "every",
                 Quant::None => "no",
             };
-            format!("{w} {} in {} where {}", var.text, expr_at(list, POSTFIX), expr_at(body, NOT))
+            format!(
+                "{w} {} in {} where {}",
+                var.text,
+                expr_at(list, POSTFIX),
+                expr_at(body, NOT)
+            )
         }
-        ExprKind::Agg { agg, value, var, list, filter } => {
+        ExprKind::Agg {
+            agg,
+            value,
+            var,
+            list,
+            filter,
+        } => {
             let f = match filter {
                 Some(f) => format!(" where {}", expr_at(f, NOT)),
                 None => String::new(),
@@ -414,7 +539,12 @@ fn expr(e: &Expr) -> String {
                         Agg::Min => "min",
                         _ => "max",
                     };
-                    format!("{w} of {} for each {} in {}{f}", expr_at(v, ADD), var.text, expr_at(list, POSTFIX))
+                    format!(
+                        "{w} of {} for each {} in {}{f}",
+                        expr_at(v, ADD),
+                        var.text,
+                        expr_at(list, POSTFIX)
+                    )
                 }
             }
         }

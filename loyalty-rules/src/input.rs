@@ -84,30 +84,38 @@ pub(crate) fn local_of(ir: &ProgramIr, t: DateTime<Utc>) -> Local {
 }
 
 pub(crate) fn parse_json(json: &str, kind: ErrorKind) -> Result<Json, Error> {
-    serde_json::from_str(json).map_err(|e| {
-        Error::input(
-            kind,
-            None,
-            format!("not valid JSON: {e}"),
-        )
-    })
+    serde_json::from_str(json).map_err(|e| Error::input(kind, None, format!("not valid JSON: {e}")))
 }
 
 pub(crate) fn event_from_value(ir: &ProgramIr, v: &Json) -> Result<Event, Error> {
     let k = ErrorKind::InvalidEvent;
     let Json::Object(obj) = v else {
-        return Err(Error::input(k, None, "an event must be a JSON object".into()));
+        return Err(Error::input(
+            k,
+            None,
+            "an event must be a JSON object".into(),
+        ));
     };
     let type_name = match obj.get("type") {
         Some(Json::String(s)) => s.to_ascii_lowercase(),
         Some(_) => return Err(bad(k, "type", "`type` must be text".into())),
-        None => return Err(bad(k, "type", "missing field `type` (the event type, e.g. \"purchase\")".into())),
+        None => {
+            return Err(bad(
+                k,
+                "type",
+                "missing field `type` (the event type, e.g. \"purchase\")".into(),
+            ))
+        }
     };
     let Some(ty) = ir.events.iter().position(|e| e.name == type_name) else {
         let hint = did_you_mean(&type_name, ir.events.iter().map(|e| e.name.as_str()))
             .map(|h| format!("; {h}"))
             .unwrap_or_default();
-        return Err(bad(k, "type", format!("unknown event type \"{type_name}\"{hint}")));
+        return Err(bad(
+            k,
+            "type",
+            format!("unknown event type \"{type_name}\"{hint}"),
+        ));
     };
     let schema = &ir.events[ty];
     let fields = record(ir, &schema.fields, obj, "", k, &["type"])?;
@@ -137,7 +145,11 @@ pub(crate) fn event_from_value(ir: &ProgramIr, v: &Json) -> Result<Event, Error>
 pub(crate) fn customer_from_value(ir: &ProgramIr, v: &Json) -> Result<Customer, Error> {
     let k = ErrorKind::InvalidCustomer;
     let Json::Object(obj) = v else {
-        return Err(Error::input(k, None, "a customer must be a JSON object".into()));
+        return Err(Error::input(
+            k,
+            None,
+            "a customer must be a JSON object".into(),
+        ));
     };
     let fields = record(ir, &ir.customer, obj, "", k, &[])?;
     let id = match &fields[0] {
@@ -170,15 +182,21 @@ fn record(
     let mut out = Vec::with_capacity(defs.len());
     for d in defs {
         let path = format!("{prefix}{}", d.name);
-        let raw = obj
-            .get(&d.name)
-            .or_else(|| obj.iter().find(|(key, _)| key.eq_ignore_ascii_case(&d.name)).map(|(_, v)| v));
+        let raw = obj.get(&d.name).or_else(|| {
+            obj.iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(&d.name))
+                .map(|(_, v)| v)
+        });
         let v = match raw {
             None | Some(Json::Null) => match (&d.default, d.optional) {
                 (Some(def), _) => def.clone(),
                 (None, true) => Value::Null,
                 (None, false) => {
-                    return Err(bad(k, &path, format!("missing field `{path}` ({})", d.ty.name())))
+                    return Err(bad(
+                        k,
+                        &path,
+                        format!("missing field `{path}` ({})", d.ty.name()),
+                    ))
                 }
             },
             Some(j) => convert(ir, d.ty, j, &path, k)?,
@@ -186,11 +204,20 @@ fn record(
         out.push(v);
     }
     // computed item total
-    if defs.len() == ITEM_TOTAL + 3 && defs[ITEM_TOTAL].name == "total" && out[ITEM_TOTAL] == Value::Null {
+    if defs.len() == ITEM_TOTAL + 3
+        && defs[ITEM_TOTAL].name == "total"
+        && out[ITEM_TOTAL] == Value::Null
+    {
         if let (Value::Num(p), Value::Num(q)) = (&out[ITEM_PRICE], &out[ITEM_QUANTITY]) {
             match p.checked_mul(*q) {
                 Some(t) => out[ITEM_TOTAL] = Value::Num(t),
-                None => return Err(bad(k, &format!("{prefix}price"), "price times quantity is too large".into())),
+                None => {
+                    return Err(bad(
+                        k,
+                        &format!("{prefix}price"),
+                        "price times quantity is too large".into(),
+                    ))
+                }
             }
         }
     }
@@ -206,11 +233,19 @@ pub(crate) fn decimal_of(j: &Json) -> Option<Decimal> {
         _ => return None,
     };
     let s = s.strip_prefix('$').unwrap_or(&s).replace(',', "");
-    Decimal::from_str(&s).ok().or_else(|| Decimal::from_scientific(&s).ok())
+    Decimal::from_str(&s)
+        .ok()
+        .or_else(|| Decimal::from_scientific(&s).ok())
 }
 
 fn convert(ir: &ProgramIr, ty: Ty, j: &Json, path: &str, k: ErrorKind) -> Result<Value, Error> {
-    let type_err = |what: &str| bad(k, path, format!("field `{path}` must be {what}, got {}", describe(j)));
+    let type_err = |what: &str| {
+        bad(
+            k,
+            path,
+            format!("field `{path}` must be {what}, got {}", describe(j)),
+        )
+    };
     Ok(match ty {
         Ty::Bool => match j {
             Json::Bool(b) => Value::Bool(*b),
@@ -310,7 +345,9 @@ fn describe(j: &Json) -> String {
         Json::Null => "null".into(),
         Json::Bool(b) => b.to_string(),
         Json::Number(n) => n.to_string(),
-        Json::String(s) if s.chars().count() > 40 => format!("\"{}...\"", s.chars().take(40).collect::<String>()),
+        Json::String(s) if s.chars().count() > 40 => {
+            format!("\"{}...\"", s.chars().take(40).collect::<String>())
+        }
         Json::String(s) => format!("\"{s}\""),
         Json::Array(_) => "a list".into(),
         Json::Object(_) => "an object".into(),
@@ -328,7 +365,11 @@ pub(crate) fn to_json(ir: &ProgramIr, v: &Value) -> Json {
         Value::Time(t) => Json::String(t.format("%H:%M:%S").to_string()),
         Value::DateTime(t) => Json::String(t.to_rfc3339()),
         Value::Weekday(d) => Json::String(WEEKDAYS[*d as usize % 7].into()),
-        Value::Tier(t) => Json::String(ir.tiers.get(*t as usize).map_or(String::new(), |s| s.to_string())),
+        Value::Tier(t) => Json::String(
+            ir.tiers
+                .get(*t as usize)
+                .map_or(String::new(), |s| s.to_string()),
+        ),
         Value::List(l) => Json::Array(l.iter().map(|x| to_json(ir, x)).collect()),
         Value::Record(r) => Json::Array(r.iter().map(|x| to_json(ir, x)).collect()),
     }

@@ -51,7 +51,10 @@ pub(crate) fn parse(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
             return None;
         }
     };
-    let mut b = Builder { sink, depth_error: false };
+    let mut b = Builder {
+        sink,
+        depth_error: false,
+    };
     let mut items = Vec::new();
     for pair in pairs.into_iter().next()?.into_inner() {
         if pair.as_rule() == Rule::EOI {
@@ -182,12 +185,13 @@ fn report_syntax_error(source: &str, e: pest::error::Error<Rule>, sink: &mut Sin
     };
     // Point at the whole offending word, not just its first byte.
     let rest = &source[start.min(source.len())..];
-    let word_len = rest
-        .char_indices()
-        .find(|(_, c)| c.is_whitespace())
-        .map_or(rest.len(), |(i, _)| i)
-        .max(rest.chars().next().map_or(0, |c| c.len_utf8()));
-    let end = end.max(start + word_len.min(40));
+    let word_len: usize = rest
+        .chars()
+        .enumerate()
+        .take_while(|(i, c)| *i == 0 || (!c.is_whitespace() && *i < 40))
+        .map(|(_, c)| c.len_utf8())
+        .sum();
+    let end = end.max(start + word_len);
     let found = if rest.is_empty() {
         "the end of the program".to_string()
     } else {
@@ -221,7 +225,9 @@ fn join_or(items: &[&str]) -> String {
 }
 
 fn syntax_hint(source: &str, at: usize) -> Option<String> {
-    let line_start = source[..at.min(source.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line_start = source[..at.min(source.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let line_end = source[at.min(source.len())..]
         .find('\n')
         .map_or(source.len(), |i| at + i);
@@ -321,7 +327,9 @@ impl Builder<'_, '_> {
         let mut inner = p.into_inner();
         Some(match kind {
             Rule::header => Item::Header(unquote(inner.find(|x| x.as_rule() == Rule::string)?)),
-            Rule::currency_setting => Item::Currency(name_of(&inner.find(|x| x.as_rule() == Rule::word)?)),
+            Rule::currency_setting => {
+                Item::Currency(name_of(&inner.find(|x| x.as_rule() == Rule::word)?))
+            }
             Rule::timezone_setting => {
                 Item::Timezone(unquote(inner.find(|x| x.as_rule() == Rule::string)?))
             }
@@ -354,7 +362,11 @@ impl Builder<'_, '_> {
                         _ => {}
                     }
                 }
-                Item::Rounding { decimals, mode, span }
+                Item::Rounding {
+                    decimals,
+                    mode,
+                    span,
+                }
             }
             Rule::customer_decl => Item::CustomerDecl(
                 inner
@@ -363,7 +375,12 @@ impl Builder<'_, '_> {
                     .collect(),
             ),
             Rule::event_decl => {
-                let name = name_of(&inner.next().filter(|x| x.as_rule() == Rule::kw_event).and_then(|_| inner.next())?);
+                let name = name_of(
+                    &inner
+                        .next()
+                        .filter(|x| x.as_rule() == Rule::kw_event)
+                        .and_then(|_| inner.next())?,
+                );
                 let fields = inner
                     .filter(|x| x.as_rule() == Rule::field_decl)
                     .filter_map(|x| self.field_decl(x))
@@ -371,13 +388,22 @@ impl Builder<'_, '_> {
                 Item::EventDecl { name, fields }
             }
             Rule::tiers_decl => Item::Tiers(
-                inner.filter(|x| x.as_rule() == Rule::word).map(|x| name_of(&x)).collect(),
+                inner
+                    .filter(|x| x.as_rule() == Rule::word)
+                    .map(|x| name_of(&x))
+                    .collect(),
             ),
             Rule::rewards_decl => Item::Rewards(
-                inner.filter(|x| x.as_rule() == Rule::string).map(unquote).collect(),
+                inner
+                    .filter(|x| x.as_rule() == Rule::string)
+                    .map(unquote)
+                    .collect(),
             ),
             Rule::kinds_decl => Item::PointKinds(
-                inner.filter(|x| x.as_rule() == Rule::word).map(|x| name_of(&x)).collect(),
+                inner
+                    .filter(|x| x.as_rule() == Rule::word)
+                    .map(|x| name_of(&x))
+                    .collect(),
             ),
             Rule::rule => {
                 let mut name = None;
@@ -437,7 +463,10 @@ impl Builder<'_, '_> {
             match t.as_rule() {
                 Rule::list_type => {
                     list = true;
-                    ty = t.into_inner().find(|y| y.as_rule() == Rule::word).map(|y| name_of(&y));
+                    ty = t
+                        .into_inner()
+                        .find(|y| y.as_rule() == Rule::word)
+                        .map(|y| name_of(&y));
                 }
                 Rule::word => ty = Some(name_of(&t)),
                 Rule::optional_mark => optional = true,
@@ -561,7 +590,10 @@ impl Builder<'_, '_> {
                     match x.as_rule() {
                         Rule::kw_bonus => bonus = true,
                         Rule::target => to = Some(self.expr(x.into_inner().last()?)?),
-                        Rule::percent_amount | Rule::rate_amount | Rule::each_amount | Rule::fixed_amount => {
+                        Rule::percent_amount
+                        | Rule::rate_amount
+                        | Rule::each_amount
+                        | Rule::fixed_amount => {
                             let (a, k) = self.amount(x)?;
                             amount = Some(a);
                             kind = k;
@@ -605,11 +637,15 @@ impl Builder<'_, '_> {
                         _ => {}
                     }
                 }
-                EffectKind::Grant { reward: reward?, to }
+                EffectKind::Grant {
+                    reward: reward?,
+                    to,
+                }
             }
             Rule::set_tier => EffectKind::SetTier(name_of(&inner.last()?)),
             Rule::set_attr => {
-                let mut exprs = inner.filter(|x| matches!(x.as_rule(), Rule::postfix | Rule::additive));
+                let mut exprs =
+                    inner.filter(|x| matches!(x.as_rule(), Rule::postfix | Rule::additive));
                 let target = self.expr(exprs.next()?)?;
                 let value = self.expr(exprs.next()?)?;
                 EffectKind::SetAttr { target, value }
@@ -641,7 +677,10 @@ impl Builder<'_, '_> {
             }
             _ => return None,
         };
-        Some(Effect { kind: effect_kind, span })
+        Some(Effect {
+            kind: effect_kind,
+            span,
+        })
     }
 
     fn amount(&mut self, p: Pair<'_, Rule>) -> Option<(Amount, Option<Name>)> {
@@ -666,10 +705,11 @@ impl Builder<'_, '_> {
                         }
                     }
                 }
-                Rule::rate_mode => {
-                    if x.into_inner().next().map(|y| y.as_rule()) == Some(Rule::every_mode) {
-                        mode = RateMode::Every;
-                    }
+                Rule::rate_mode
+                    if x.clone().into_inner().next().map(|y| y.as_rule())
+                        == Some(Rule::every_mode) =>
+                {
+                    mode = RateMode::Every;
                 }
                 Rule::word => var = Some(name_of(&x)),
                 Rule::postfix => list = Some(self.expr(x)?),
@@ -812,7 +852,8 @@ impl Builder<'_, '_> {
                         ExprKind::TextTest(op, negated, b(lhs), b(ops.next()?))
                     }
                     _ => {
-                        let op = cmp_op(parts.iter().find(|x| x.as_rule() == Rule::cmp_op)?.clone());
+                        let op =
+                            cmp_op(parts.iter().find(|x| x.as_rule() == Rule::cmp_op)?.clone());
                         ExprKind::Cmp(op, b(lhs), b(ops.next()?))
                     }
                 };
@@ -870,7 +911,8 @@ impl Builder<'_, '_> {
             Rule::number => match parse_number(inner_text(&span, self.sink.source)) {
                 Some(v) => (Expr::new(ExprKind::Number(v), span), 1),
                 None => {
-                    self.sink.error(ErrorKind::Syntax, span, "number is too large", None);
+                    self.sink
+                        .error(ErrorKind::Syntax, span, "number is too large", None);
                     return None;
                 }
             },
@@ -879,7 +921,8 @@ impl Builder<'_, '_> {
                 match parse_number(t) {
                     Some(v) => (Expr::new(ExprKind::Percent(v), span), 1),
                     None => {
-                        self.sink.error(ErrorKind::Syntax, span, "number is too large", None);
+                        self.sink
+                            .error(ErrorKind::Syntax, span, "number is too large", None);
                         return None;
                     }
                 }
@@ -890,7 +933,8 @@ impl Builder<'_, '_> {
                 match parse_number(&t[sign.len_utf8()..]) {
                     Some(v) => (Expr::new(ExprKind::Money(v, sign), span), 1),
                     None => {
-                        self.sink.error(ErrorKind::Syntax, span, "amount is too large", None);
+                        self.sink
+                            .error(ErrorKind::Syntax, span, "amount is too large", None);
                         return None;
                     }
                 }
@@ -908,7 +952,12 @@ impl Builder<'_, '_> {
                 match NaiveDate::parse_from_str(t, "%Y-%m-%d") {
                     Ok(d) => (Expr::new(ExprKind::Date(d), span), 1),
                     Err(_) => {
-                        self.sink.error(ErrorKind::Syntax, span, format!("`{t}` is not a valid date"), None);
+                        self.sink.error(
+                            ErrorKind::Syntax,
+                            span,
+                            format!("`{t}` is not a valid date"),
+                            None,
+                        );
                         return None;
                     }
                 }
@@ -920,13 +969,21 @@ impl Builder<'_, '_> {
                 match parsed {
                     Ok(v) => (Expr::new(ExprKind::Time(v), span), 1),
                     Err(_) => {
-                        self.sink.error(ErrorKind::Syntax, span, format!("`{t}` is not a valid time of day"), Some("times are written 24-hour, like `17:30`".into()));
+                        self.sink.error(
+                            ErrorKind::Syntax,
+                            span,
+                            format!("`{t}` is not a valid time of day"),
+                            Some("times are written 24-hour, like `17:30`".into()),
+                        );
                         return None;
                     }
                 }
             }
             Rule::ident | Rule::word => (
-                Expr::new(ExprKind::Name(inner_text(&span, self.sink.source).to_string()), span),
+                Expr::new(
+                    ExprKind::Name(inner_text(&span, self.sink.source).to_string()),
+                    span,
+                ),
                 1,
             ),
             Rule::list_lit => {
@@ -979,7 +1036,10 @@ impl Builder<'_, '_> {
                         _ => {}
                     }
                 }
-                (Expr::new(ExprKind::Quant(q, var, b(list?), b(body?)), span), d + 1)
+                (
+                    Expr::new(ExprKind::Quant(q, var, b(list?), b(body?)), span),
+                    d + 1,
+                )
             }
             Rule::aggregate => {
                 let a = inner.next()?;
@@ -1082,7 +1142,10 @@ fn inner_text<'s>(span: &Span, source: &'s str) -> &'s str {
 
 fn unquote_span(span: Span, source: &str) -> String {
     let raw = inner_text(&span, source);
-    let inner = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')).unwrap_or(raw);
+    let inner = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
     let mut text = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {

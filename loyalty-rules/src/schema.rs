@@ -94,7 +94,15 @@ impl Ty {
     }
 
     pub const DECL_NAMES: &'static [&'static str] = &[
-        "money", "number", "text", "customer", "date", "time", "timestamp", "boolean", "tier",
+        "money",
+        "number",
+        "text",
+        "customer",
+        "date",
+        "time",
+        "timestamp",
+        "boolean",
+        "tier",
         "weekday",
     ];
 }
@@ -185,12 +193,18 @@ pub(crate) struct EventSchema {
 
 impl EventSchema {
     pub fn field(&self, name: &str) -> Option<usize> {
-        self.fields.iter().position(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(name))
     }
 }
 
 fn event(name: &str, extra: Vec<FieldDef>, primary: Option<&str>) -> EventSchema {
-    let mut fields = vec![f("id", Ty::Text), f("customer", Ty::Text), f("time", Ty::DateTime)];
+    let mut fields = vec![
+        f("id", Ty::Text),
+        f("customer", Ty::Text),
+        f("time", Ty::DateTime),
+    ];
     fields.extend(extra);
     let primary = primary.and_then(|p| fields.iter().position(|f| f.name == p));
     EventSchema {
@@ -231,7 +245,10 @@ pub(crate) fn builtin_events() -> Vec<EventSchema> {
         ),
         event(
             "referral",
-            vec![opt("referee", Ty::Text), dflt("successful", Ty::Bool, Value::Bool(false))],
+            vec![
+                opt("referee", Ty::Text),
+                dflt("successful", Ty::Bool, Value::Bool(false)),
+            ],
             None,
         ),
         event(
@@ -294,8 +311,9 @@ pub(crate) enum Calendar {
 }
 
 impl Calendar {
-    pub const NAMES: &'static [&'static str] =
-        &["weekday", "hour", "minute", "time", "date", "today", "day", "month", "year"];
+    pub const NAMES: &'static [&'static str] = &[
+        "weekday", "hour", "minute", "time", "date", "today", "day", "month", "year",
+    ];
 
     pub fn from_name(n: &str) -> Option<Calendar> {
         Some(match n.to_ascii_lowercase().as_str() {
@@ -333,8 +351,11 @@ pub(crate) const WEEKDAYS: [&str; 7] = [
 /// Monday = 0.
 pub(crate) fn weekday_from_name(n: &str) -> Option<u8> {
     let l = n.to_ascii_lowercase();
-    WEEKDAYS.iter().position(|w| {
-        let wl = w.to_ascii_lowercase();
-        wl == l || (l.len() == 3 && wl.starts_with(&l))
-    }).map(|i| i as u8)
+    WEEKDAYS
+        .iter()
+        .position(|w| {
+            let wl = w.to_ascii_lowercase();
+            wl == l || (l.len() == 3 && wl.starts_with(&l))
+        })
+        .map(|i| i as u8)
 }

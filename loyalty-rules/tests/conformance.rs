@@ -68,14 +68,19 @@ fn matches(expected: &Value, actual: &Value, path: &str, errors: &mut Vec<String
 
 fn run_case(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
-    let case: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let case: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let source = program_text(&case["program"]);
     let mut errors = Vec::new();
     let diags = serde_json::to_value(loyalty_rules::check(&source)).unwrap();
     match case.get("expect_diagnostics") {
         Some(expected) => {
             matches(expected, &diags, "diagnostics", &mut errors);
-            if Program::compile(&source).is_ok() && diags.as_array().is_some_and(|d| d.iter().any(|x| x["severity"] == "error")) {
+            if Program::compile(&source).is_ok()
+                && diags
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|x| x["severity"] == "error"))
+            {
                 errors.push("compile() succeeded although check() reported errors".into());
             }
             return errors;
@@ -94,14 +99,24 @@ fn run_case(path: &Path) -> Vec<String> {
             return errors;
         }
     };
-    let default_customer = case.get("customer").cloned().unwrap_or(serde_json::json!({"id": "c1"}));
-    for (i, step) in case["steps"].as_array().expect("`steps` must be a list").iter().enumerate() {
+    let default_customer = case
+        .get("customer")
+        .cloned()
+        .unwrap_or(serde_json::json!({"id": "c1"}));
+    for (i, step) in case["steps"]
+        .as_array()
+        .expect("`steps` must be a list")
+        .iter()
+        .enumerate()
+    {
         let customer_json = step.get("customer").unwrap_or(&default_customer);
         let customer = match program.customer_from_value(customer_json) {
             Ok(c) => c,
             Err(e) => {
                 match step.get("expect_error") {
-                    Some(exp) => matches(exp, &e.to_json(), &format!("steps[{i}].error"), &mut errors),
+                    Some(exp) => {
+                        matches(exp, &e.to_json(), &format!("steps[{i}].error"), &mut errors)
+                    }
                     None => errors.push(format!("steps[{i}]: bad customer: {e}")),
                 }
                 continue;
@@ -111,7 +126,9 @@ fn run_case(path: &Path) -> Vec<String> {
             Ok(e) => e,
             Err(e) => {
                 match step.get("expect_error") {
-                    Some(exp) => matches(exp, &e.to_json(), &format!("steps[{i}].error"), &mut errors),
+                    Some(exp) => {
+                        matches(exp, &e.to_json(), &format!("steps[{i}].error"), &mut errors)
+                    }
                     None => errors.push(format!("steps[{i}]: bad event: {e}")),
                 }
                 continue;
@@ -121,12 +138,28 @@ fn run_case(path: &Path) -> Vec<String> {
             errors.push(format!("steps[{i}]: expected an error, got none"));
             continue;
         }
-        let explain = step.get("explain").and_then(Value::as_bool).unwrap_or(false);
-        let outcome = if explain { program.explain(&event, &customer) } else { program.evaluate(&event, &customer) };
+        let explain = step
+            .get("explain")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let outcome = if explain {
+            program.explain(&event, &customer)
+        } else {
+            program.evaluate(&event, &customer)
+        };
         let actual = serde_json::to_value(&outcome).unwrap();
-        matches(&step["expect"], &actual, &format!("steps[{i}]"), &mut errors);
+        matches(
+            &step["expect"],
+            &actual,
+            &format!("steps[{i}]"),
+            &mut errors,
+        );
         // a dry run: evaluating again gives the same outcome, byte for byte
-        let again = if explain { program.explain(&event, &customer) } else { program.evaluate(&event, &customer) };
+        let again = if explain {
+            program.explain(&event, &customer)
+        } else {
+            program.evaluate(&event, &customer)
+        };
         if again.to_json_string() != outcome.to_json_string() {
             errors.push(format!("steps[{i}]: second evaluation differs"));
         }
@@ -150,6 +183,12 @@ fn conformance_corpus() {
             failures.push(format!("{}:\n  {}", f.display(), errs.join("\n  ")));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
     println!("{} conformance cases passed", files.len());
 }

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use loyalty_rules::{Program, Severity};
 
 #[derive(Parser)]
-#[command(name = "loyalty-rules", version, about = "Check, format and evaluate loyalty rule programs")]
+#[command(
+    name = "loyalty-rules",
+    version,
+    about = "Check, format and evaluate loyalty rule programs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,7 +91,9 @@ fn events_in(text: &str) -> Result<Vec<serde_json::Value>, String> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("events file line {}: {e}", i + 1)))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("events file line {}: {e}", i + 1))
+        })
         .collect()
 }
 
@@ -96,24 +102,44 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Check { file, json } => {
             let src = read(&file)?;
             let diags = loyalty_rules::check(&src);
-            let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
             if json {
-                println!("{}", serde_json::to_string_pretty(&diags).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&diags).map_err(|e| e.to_string())?
+                );
             } else {
                 for d in &diags {
-                    eprint!("{}", d.render(&src).replace("program", &file.display().to_string()));
+                    eprint!(
+                        "{}",
+                        d.render(&src)
+                            .replace("program", &file.display().to_string())
+                    );
                 }
                 if diags.is_empty() {
                     println!("{}: ok", file.display());
                 } else {
-                    eprintln!("{}: {} error(s), {} warning(s)", file.display(), errors, diags.len() - errors);
+                    eprintln!(
+                        "{}: {} error(s), {} warning(s)",
+                        file.display(),
+                        errors,
+                        diags.len() - errors
+                    );
                 }
             }
-            Ok(if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Fmt { file, write, check } => {
             let src = read(&file)?;
-            let formatted = loyalty_rules::format(&src).map_err(|e| format!("{}\n{}", e, e.render()))?;
+            let formatted =
+                loyalty_rules::format(&src).map_err(|e| format!("{}\n{}", e, e.render()))?;
             if check {
                 if formatted != src {
                     eprintln!("{} is not formatted", file.display());
@@ -126,11 +152,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Eval { file, event, customer, explain, json } => {
+        Command::Eval {
+            file,
+            event,
+            customer,
+            explain,
+            json,
+        } => {
             let program = compile(&file)?;
             let events = events_in(&read(&event)?)?;
             let customer_json = match &customer {
-                Some(p) => Some(serde_json::from_str::<serde_json::Value>(&read(p)?).map_err(|e| format!("customer file: {e}"))?),
+                Some(p) => Some(
+                    serde_json::from_str::<serde_json::Value>(&read(p)?)
+                        .map_err(|e| format!("customer file: {e}"))?,
+                ),
                 None => None,
             };
             let mut failed = false;
@@ -143,33 +178,73 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                         continue;
                     }
                 };
-                let cust_json = customer_json.clone().unwrap_or_else(|| serde_json::json!({"id": ev.customer()}));
-                let cust = program.customer_from_value(&cust_json).map_err(|e| format!("customer: {e}"))?;
-                let out = if explain { program.explain(&ev, &cust) } else { program.evaluate(&ev, &cust) };
+                let cust_json = customer_json
+                    .clone()
+                    .unwrap_or_else(|| serde_json::json!({"id": ev.customer()}));
+                let cust = program
+                    .customer_from_value(&cust_json)
+                    .map_err(|e| format!("customer: {e}"))?;
+                let out = if explain {
+                    program.explain(&ev, &cust)
+                } else {
+                    program.evaluate(&ev, &cust)
+                };
                 if json {
                     println!("{}", out.to_json_string());
                 } else {
                     print_human(&out);
                 }
             }
-            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
 
 fn print_human(o: &loyalty_rules::Outcome) {
     use loyalty_rules::Effect;
-    println!("{} {} for {}: {} points", o.event_type, o.event, o.customer, o.points);
+    println!(
+        "{} {} for {}: {} points",
+        o.event_type, o.event, o.customer, o.points
+    );
     for e in &o.effects {
         let line = match e {
-            Effect::Award { rule, customer, kind, points } => format!("{points:>8} {kind} to {customer}  ({rule})"),
-            Effect::Multiply { rule, factor, points, kind, .. } => format!("{points:>8} {kind} (x{factor})  ({rule})"),
-            Effect::Reward { rule, customer, reward } => format!("  reward \"{reward}\" to {customer}  ({rule})"),
-            Effect::Tier { rule, from, to, .. } => format!("  tier {} -> {to}  ({rule})", from.as_deref().unwrap_or("none")),
+            Effect::Award {
+                rule,
+                customer,
+                kind,
+                points,
+            } => format!("{points:>8} {kind} to {customer}  ({rule})"),
+            Effect::Multiply {
+                rule,
+                factor,
+                points,
+                kind,
+                ..
+            } => format!("{points:>8} {kind} (x{factor})  ({rule})"),
+            Effect::Reward {
+                rule,
+                customer,
+                reward,
+            } => format!("  reward \"{reward}\" to {customer}  ({rule})"),
+            Effect::Tier { rule, from, to, .. } => format!(
+                "  tier {} -> {to}  ({rule})",
+                from.as_deref().unwrap_or("none")
+            ),
             Effect::Tag { rule, tag, .. } => format!("  tag \"{tag}\"  ({rule})"),
             Effect::Notify { rule, message, .. } => format!("  notify \"{message}\"  ({rule})"),
-            Effect::SetAttribute { rule, attribute, value, .. } => format!("  set {attribute} = {value}  ({rule})"),
-            Effect::ExtendExpiry { rule, days, months, .. } => format!(
+            Effect::SetAttribute {
+                rule,
+                attribute,
+                value,
+                ..
+            } => format!("  set {attribute} = {value}  ({rule})"),
+            Effect::ExtendExpiry {
+                rule, days, months, ..
+            } => format!(
                 "  extend expiry by {}  ({rule})",
                 match (days, months) {
                     (_, Some(m)) => format!("{m} months"),
@@ -193,7 +268,9 @@ fn print_human(o: &loyalty_rules::Outcome) {
                     x.rule,
                     x.line,
                     x.column,
-                    x.detail.as_deref().unwrap_or(x.reason.as_deref().unwrap_or(""))
+                    x.detail
+                        .as_deref()
+                        .unwrap_or(x.reason.as_deref().unwrap_or(""))
                 );
             }
         }

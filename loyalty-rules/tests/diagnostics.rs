@@ -1,0 +1,162 @@
+//! Compile-time diagnostics: position, hint, rendering, and all errors at once.
+
+use loyalty_rules::{check, ErrorKind, Program, Severity};
+use proptest::prelude::*;
+
+fn only(src: &str) -> loyalty_rules::Diagnostic {
+    let d = check(src);
+    assert_eq!(d.len(), 1, "expected one diagnostic, got {d:#?}");
+    d.into_iter().next().unwrap()
+}
+
+#[test]
+fn misspelt_field_has_position_and_hint() {
+    let src = "rule \"Big\"\n  on purchase\n  if purchase.amout > $100\n  award 10 points\n";
+    let d = only(src);
+    assert_eq!(d.kind, ErrorKind::UnknownField);
+    assert_eq!((d.line, d.column, d.end_column), (3, 15, 20));
+    assert_eq!(d.message, "unknown field `amout` on `purchase`");
+    assert_eq!(d.hint.as_deref(), Some("did you mean `amount`?"));
+    let rendered = d.render(src);
+    assert!(rendered.contains("program:3:15"), "{rendered}");
+    assert!(rendered.contains("^^^^^"), "{rendered}");
+    assert!(
+        rendered.contains("hint: did you mean `amount`?"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn type_mismatch_money_vs_number() {
+    let d = only("rule \"R\"\n  on review\n  if review.rating > $4\n  award 5 points\n");
+    assert_eq!(d.kind, ErrorKind::TypeMismatch);
+    assert_eq!((d.line, d.column), (3, 6));
+    assert!(
+        d.message.contains("number") && d.message.contains("money"),
+        "{}",
+        d.message
+    );
+    assert!(d.hint.is_some());
+}
+
+#[test]
+fn syntax_error_position() {
+    let d = only("IF purchase > $100 THEN award 100 points\nIF purchase >> 5 THEN award 1\n");
+    assert_eq!(d.kind, ErrorKind::Syntax);
+    assert_eq!((d.line, d.column), (2, 14));
+}
+
+#[test]
+fn three_errors_three_diagnostics() {
+    let src = "tiers silver, gold\n\
+               rule \"A\"\n  on purchase\n  if purchase.amout > $100\n  award 10 points\n\
+               rule \"B\"\n  on purchase\n  if customer.tier is glod\n  award 10 points\n\
+               rule \"C\"\n  on purchase\n  if purchase.store > 5\n  award 10 points\n";
+    let diags = check(src);
+    let kinds: Vec<_> = diags.iter().map(|d| (d.kind, d.line)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (ErrorKind::UnknownField, 4),
+            (ErrorKind::UnknownTier, 8),
+            (ErrorKind::TypeMismatch, 12)
+        ]
+    );
+    assert_eq!(diags[1].hint.as_deref(), Some("did you mean `gold`?"));
+    let err = Program::compile(src).unwrap_err();
+    assert_eq!(err.diagnostics().len(), 3);
+    assert!(err.to_string().contains("(and 2 more errors)"), "{err}");
+    let rendered = format!("{err:#}");
+    assert_eq!(rendered.matches("error[").count(), 3, "{rendered}");
+}
+
+#[test]
+fn unknown_event_reward_and_duplicate_rule() {
+    let src = "rewards \"free coffee\"\n\
+               IF purchse > 10 THEN award 1\n\
+               rule \"X\" on purchase grant reward \"free cofee\"\n\
+               rule \"X\" on purchase award 1\n";
+    let diags = check(src);
+    let kinds: Vec<_> = diags.iter().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ErrorKind::UnknownEvent,
+            ErrorKind::UnknownReward,
+            ErrorKind::Duplicate
+        ]
+    );
+    assert_eq!(diags[0].hint.as_deref(), Some("did you mean `purchase`?"));
+    assert_eq!(
+        diags[1].hint.as_deref(),
+        Some("did you mean `free coffee`?")
+    );
+}
+
+#[test]
+fn contradictions_are_reported() {
+    for (src, line) in [
+        ("rule \"R\" on purchase\n  if purchase.amount > 100 and purchase.amount < 50\n  award 1", 2),
+        ("rule \"R\" on purchase\n  if weekday is Monday and weekday is Tuesday\n  award 1", 2),
+        ("rule \"R\" on purchase\n  if purchase.amount is between $10 and $5\n  award 1", 2),
+        ("rule \"R\" on purchase\n  active from 2026-12-24 to 2026-12-01\n  award 1", 2),
+    ] {
+        let d = only(src);
+        assert_eq!((d.kind, d.line), (ErrorKind::Contradiction, line), "{src}");
+    }
+    // touching bounds are fine
+    assert!(check(
+        "rule \"R\" on purchase if purchase.amount >= 100 and purchase.amount <= 100 award 1"
+    )
+    .is_empty());
+}
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    let src = "rule \"Café €5 bonus\" on purchase if purchase.amout > 5 award 1";
+    let d = only(src);
+    let byte_col = src.find("amout").unwrap();
+    assert_eq!(d.start, byte_col);
+    assert_eq!(d.column, src[..byte_col].chars().count() + 1);
+}
+
+#[test]
+fn deep_nesting_is_a_diagnostic_not_a_crash() {
+    let deep = format!(
+        "IF purchase > {}1{} THEN award 1",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    let d = only(&deep);
+    assert_eq!(d.kind, ErrorKind::Limit);
+    let chain = format!("IF purchase > 1{} THEN award 1", " + 1".repeat(5000));
+    let d = only(&chain);
+    assert_eq!(d.kind, ErrorKind::Limit);
+    let nots = format!(
+        "IF purchase > 1 and {}purchase.amount > 1 THEN award 1",
+        "not ".repeat(5001)
+    );
+    assert!(Program::compile(&nots).is_ok());
+}
+
+#[test]
+fn warnings_do_not_exist_without_errors() {
+    assert!(check("IF Birthday THEN award 5")
+        .iter()
+        .all(|d| d.severity == Severity::Error));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Arbitrary text never panics, and every diagnostic points inside it.
+    #[test]
+    fn arbitrary_text_never_panics(src in "(IF|rule|\"x\"|purchase|\\.|amount|>|\\$1|\\(|\\)|and|not|award|1|points|then|on| |\n|#|é|where|any|item|in|of)*") {
+        for d in check(&src) {
+            prop_assert!(d.start <= d.end && d.end <= src.len());
+            prop_assert!(d.line >= 1 && d.column >= 1);
+        }
+        let _ = loyalty_rules::format(&src);
+        let _ = loyalty_rules::completions(&src, src.len() / 2);
+    }
+}
