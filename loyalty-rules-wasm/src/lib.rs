@@ -201,6 +201,24 @@ fn input_error(kind: &str, what: &str) -> Value {
 }
 
 // ---------------------------------------------------------------------------
+// panics
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
+}
+
+/// A panic is a bug (the core must never panic): say where on the console
+/// before the wasm `unreachable` trap turns it into a JS `RuntimeError`.
+#[wasm_bindgen(start)]
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        console_error(&format!("loyalty-rules-wasm: internal error (panic): {info}"));
+    }));
+}
+
+// ---------------------------------------------------------------------------
 // API
 
 /// Version of this package (and of the core it was built from).
