@@ -929,7 +929,7 @@ impl Checker<'_, '_> {
                 if a_c.node.ty.is_list() {
                     // `tags contains "x"` is membership
                     return k(
-                        NodeKind::In(*neg, Box::new(b_c.node), Box::new(a_c.node)),
+                        NodeKind::ListContains(*neg, Box::new(a_c.node), Box::new(b_c.node)),
                         Ty::Bool,
                     );
                 }

@@ -180,7 +180,8 @@ impl<'p> Folder<'p> {
             | Arith(_, a, b)
             | Cmp(_, a, b)
             | TextTest(_, _, a, b)
-            | In(_, a, b) => {
+            | In(_, a, b)
+            | ListContains(_, a, b) => {
                 let x = self.fold(a);
                 let y = self.fold(b);
                 x && y

@@ -257,6 +257,15 @@ impl<'p> Evaluator<'p> {
                 let found = l.iter().any(|e| cmp_v(x, view(e)) == Some(Ordering::Equal));
                 V::Bool(found != *neg)
             }
+            NodeKind::ListContains(neg, list, v) => {
+                let (V::List(l), V::Text(x)) = (self.eval(list, cx)?, self.eval(v, cx)?) else {
+                    return Ok(V::Bool(false));
+                };
+                let found = l
+                    .iter()
+                    .any(|e| matches!(e, Value::Text(t) if t.eq_ignore_ascii_case(x)));
+                V::Bool(found != *neg)
+            }
             NodeKind::Between(neg, v, lo, hi) => {
                 let x = self.eval(v, cx)?;
                 let l = self.eval(lo, cx)?;
@@ -585,16 +594,19 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
             if best {
                 // Evaluate every member now; apply the one that awards most
                 // (the earliest in evaluation order on a tie).
-                let mut fired: Vec<(u32, Decimal, Vec<Effect>)> = Vec::new();
+                let mut fired: Vec<(u32, Decimal, Vec<Effect>, Vec<Deferred<'_>>)> = Vec::new();
                 for &mi in order {
                     let m = &ir.rules[mi as usize];
                     if m.group != rule.group {
                         continue;
                     }
                     let mut effs = Vec::new();
-                    if let Fire::Yes = try_rule(&ev, m, &mut cx, &mut effs, &mut out, explain, c) {
+                    let mut defs = Vec::new();
+                    if let Fire::Yes =
+                        try_rule(&ev, m, &mut cx, &mut effs, &mut defs, &mut out, explain, c)
+                    {
                         let pts = own_points(&effs, event);
-                        fired.push((mi, pts, effs));
+                        fired.push((mi, pts, effs, defs));
                     }
                 }
                 let mut win: Option<usize> = None;
@@ -608,10 +620,11 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
                     let wpts = fired[w].1;
                     taken[g as usize] = Some((wi, Some(wpts)));
                     let wrule = &ir.rules[wi as usize];
-                    for (i, (mi, _, effs)) in fired.into_iter().enumerate() {
+                    for (i, (mi, _, effs, defs)) in fired.into_iter().enumerate() {
                         let m = &ir.rules[mi as usize];
                         if i == w {
                             out.effects.extend(effs);
+                            deferred.extend(defs);
                             note(&mut out, ir, c, m, true, "", String::new(), None);
                         } else {
                             let detail = format!(
@@ -630,45 +643,17 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
                 continue;
             }
         }
-        if rule.is_multiplier {
-            match check_rule(&ev, rule, &mut cx, &mut out, explain, c) {
-                Fire::Yes => {
-                    for e in &rule.effects {
-                        if let EffectIr::Multiply {
-                            kind,
-                            rule: scope,
-                            factor,
-                        } = e
-                        {
-                            match ev.eval(factor, &mut cx) {
-                                Ok(V::Num(f)) => deferred.push(Deferred {
-                                    rule,
-                                    kind: *kind,
-                                    scope: *scope,
-                                    factor: f,
-                                }),
-                                Ok(_) => {}
-                                Err(err) => out.errors.push(RuleError {
-                                    rule: rule.name.clone(),
-                                    message: err.0.into(),
-                                }),
-                            }
-                        }
-                    }
-                    note(&mut out, ir, c, rule, true, "", String::new(), None);
-                    if let Some((g, _)) = rule.group {
-                        taken[g as usize] = Some((ri, None));
-                    }
-                    if rule.stop {
-                        stopped_by = Some(&rule.name);
-                    }
-                }
-                Fire::No => {}
-            }
-            continue;
-        }
         let mut effs = std::mem::take(&mut out.effects);
-        let fired = try_rule(&ev, rule, &mut cx, &mut effs, &mut out, explain, c);
+        let fired = try_rule(
+            &ev,
+            rule,
+            &mut cx,
+            &mut effs,
+            &mut deferred,
+            &mut out,
+            explain,
+            c,
+        );
         out.effects = effs;
         if let Fire::Yes = fired {
             note(&mut out, ir, c, rule, true, "", String::new(), None);
@@ -739,6 +724,19 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
     let mut total = own_points(&out.effects, event);
     total.rescale(ir.decimals);
     out.points = total;
+    if let Some(ex) = out.explanation.as_mut() {
+        // Best groups are decided at their first member, so notes can arrive
+        // out of order or twice (a loser later passed by a stop): keep the
+        // first note of each rule, in evaluation order.
+        let pos = |name: &str| {
+            order
+                .iter()
+                .position(|&i| *ir.rules[i as usize].name == *name)
+        };
+        let mut seen = std::collections::HashSet::new();
+        ex.retain(|e| seen.insert(e.rule.clone()));
+        ex.sort_by_key(|e| pos(&e.rule));
+    }
     out
 }
 
@@ -857,6 +855,7 @@ fn try_rule<'a>(
     rule: &'a RuleIr,
     cx: &mut Ctx<'a>,
     effs: &mut Vec<Effect>,
+    deferred: &mut Vec<Deferred<'a>>,
     out: &mut Outcome,
     explain: bool,
     c: &Compiled,
@@ -865,12 +864,14 @@ fn try_rule<'a>(
         return Fire::No;
     }
     let start = effs.len();
+    let deferred_start = deferred.len();
     let mut skipped: Vec<String> = Vec::new();
     for e in &rule.effects {
-        match effect(ev, rule, e, cx, effs, &mut skipped) {
+        match effect(ev, rule, e, cx, effs, deferred, &mut skipped) {
             Ok(()) => {}
             Err(err) => {
                 effs.truncate(start);
+                deferred.truncate(deferred_start);
                 out.errors.push(RuleError {
                     rule: rule.name.clone(),
                     message: err.0.into(),
@@ -919,6 +920,7 @@ fn effect<'a>(
     e: &'a EffectIr,
     cx: &mut Ctx<'a>,
     effs: &mut Vec<Effect>,
+    deferred: &mut Vec<Deferred<'a>>,
     skipped: &mut Vec<String>,
 ) -> R<()> {
     let ir = ev.ir;
@@ -986,7 +988,7 @@ fn effect<'a>(
                 return Ok(());
             };
             let mut pts = round_points(ir, raw);
-            if *deduct {
+            if *deduct && !pts.is_zero() {
                 pts = -pts;
             }
             if let Some(who) = target(ev, to, cx, skipped)? {
@@ -998,7 +1000,19 @@ fn effect<'a>(
                 });
             }
         }
-        EffectIr::Multiply { .. } => {}
+        EffectIr::Multiply {
+            kind,
+            rule: scope,
+            factor,
+        } => match ev.eval(factor, cx)? {
+            V::Num(f) => deferred.push(Deferred {
+                rule,
+                kind: *kind,
+                scope: *scope,
+                factor: f,
+            }),
+            _ => skipped.push("multiplier skipped: its factor is not set".into()),
+        },
         EffectIr::Grant { reward, to } => {
             if let Some(who) = target(ev, to, cx, skipped)? {
                 effs.push(Effect::Reward {
@@ -1081,7 +1095,10 @@ fn seen<'a>(
         return;
     }
     let operands: Vec<&'a Node> = match &n.kind {
-        NodeKind::Cmp(_, a, b) | NodeKind::TextTest(_, _, a, b) | NodeKind::In(_, a, b) => {
+        NodeKind::Cmp(_, a, b)
+        | NodeKind::TextTest(_, _, a, b)
+        | NodeKind::In(_, a, b)
+        | NodeKind::ListContains(_, a, b) => {
             vec![a, b]
         }
         NodeKind::Between(_, a, b, c) => vec![a, b, c],

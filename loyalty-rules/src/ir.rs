@@ -42,6 +42,8 @@ pub(crate) enum NodeKind {
     Cmp(CmpOp, Box<Node>, Box<Node>),
     TextTest(TextOp, bool, Box<Node>, Box<Node>),
     In(bool, Box<Node>, Box<Node>),
+    /// `list contains text`, ignoring ASCII case (list first).
+    ListContains(bool, Box<Node>, Box<Node>),
     Between(bool, Box<Node>, Box<Node>, Box<Node>),
     IsSet(bool, Box<Node>),
     If(Box<Node>, Box<Node>, Box<Node>),

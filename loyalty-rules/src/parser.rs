@@ -232,7 +232,7 @@ fn syntax_hint(source: &str, at: usize) -> Option<String> {
         .find('\n')
         .map_or(source.len(), |i| at + i);
     let line = source[line_start..line_end].to_ascii_lowercase();
-    if line.trim_start().starts_with("if ") && !line.contains(" then ") {
+    if line.starts_with("if ") && !line.contains(" then ") {
         return Some("a one-line rule reads `IF <condition> THEN <effect>`".into());
     }
     if line.contains("where") && (line.contains(" and ") || line.contains(" or ")) {
