@@ -699,7 +699,6 @@ impl Checker<'_, '_> {
             stop,
             effects,
             span: r.span,
-            is_multiplier,
         })
     }
 

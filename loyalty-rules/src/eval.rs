@@ -850,6 +850,7 @@ fn check_rule<'a>(
 
 /// Check the rule and compute its effects into `effs`. A rule whose effects
 /// fail to compute does not fire at all (no partial effects).
+#[allow(clippy::too_many_arguments)]
 fn try_rule<'a>(
     ev: &Evaluator<'a>,
     rule: &'a RuleIr,

@@ -126,7 +126,6 @@ pub(crate) struct RuleIr {
     pub stop: bool,
     pub effects: Vec<EffectIr>,
     pub span: Span,
-    pub is_multiplier: bool,
 }
 
 #[derive(Clone, Debug)]
