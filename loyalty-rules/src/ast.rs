@@ -107,6 +107,139 @@ pub enum Item {
     PointKinds(Vec<Name>),
     /// A rule, full form or one-liner.
     Rule(Rule),
+    /// `points expire 12 months after earning` / `at end of year` / `never`
+    Expiry(ExpirySpec, Span),
+    /// `points are pending for 14 days`
+    Pending(u32, PeriodUnit, Span),
+    /// `at most 5000 points per customer per month` (all rules together)
+    ProgramCap {
+        /// The cap.
+        points: Decimal,
+        /// Point kind.
+        kind: Option<Name>,
+        /// Calendar period.
+        period: PeriodUnit,
+        /// Where.
+        span: Span,
+    },
+    /// `tiers by spend in last 12 months  silver from $500 ...`
+    TierQualification {
+        /// What qualifies.
+        metric: TierMetric,
+        /// Over which window.
+        window: Window,
+        /// Tiers, in the order written.
+        thresholds: Vec<(Name, Decimal, bool)>,
+        /// Downgrade review.
+        review: Option<(u32, PeriodUnit, bool)>,
+        /// Where.
+        span: Span,
+    },
+}
+
+/// A calendar unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeriodUnit {
+    /// day
+    Day,
+    /// week (Monday to Sunday)
+    Week,
+    /// month
+    Month,
+    /// year
+    Year,
+}
+
+/// A duration unit for cooldowns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanUnit {
+    /// hours
+    Hour,
+    /// days
+    Day,
+    /// weeks
+    Week,
+}
+
+/// A history window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Window {
+    /// All time.
+    Ever,
+    /// The event's local day.
+    Today,
+    /// The last N units, ending with the event's local day (inclusive).
+    Last(u32, PeriodUnit),
+    /// The current calendar unit.
+    This(PeriodUnit),
+}
+
+/// When points expire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpirySpec {
+    /// N units after they are earned (rolling).
+    After(u32, PeriodUnit),
+    /// At the end of the calendar unit they are earned in.
+    EndOf(PeriodUnit),
+    /// Never.
+    Never,
+}
+
+/// What qualifies a customer for a tier.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TierMetric {
+    /// Money spent (sum of purchase amounts).
+    Spend,
+    /// Number of purchases.
+    Visits,
+    /// Points of a kind earned.
+    Points(Option<Name>),
+}
+
+/// A rule's limit.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Limit {
+    /// `at most N times [per customer | in total] [per P | every N units]`
+    Times {
+        /// How many times.
+        n: u32,
+        /// Across all customers (`in total`).
+        total: bool,
+        /// Calendar period.
+        period: Option<PeriodUnit>,
+        /// Cooldown.
+        every: Option<(u32, SpanUnit)>,
+        /// Where.
+        span: Span,
+    },
+    /// `at most N points [per customer] [per P]`
+    Points {
+        /// The cap.
+        points: Decimal,
+        /// Point kind.
+        kind: Option<Name>,
+        /// Calendar period (None: ever).
+        period: Option<PeriodUnit>,
+        /// Where.
+        span: Span,
+    },
+}
+
+/// History kept in the customer's state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum History {
+    /// `count of purchases in last 30 days`
+    Count(Name, Window),
+    /// `sum of purchase.amount in last 12 months`
+    Sum(Box<Expr>, Window),
+    /// `[kind] points earned this month`
+    Points(Option<Name>, Window),
+    /// `first purchase`
+    First(Name),
+    /// `streak of days with login`
+    Streak(bool, Name),
+    /// `days since last purchase`
+    DaysSinceLast(Name),
 }
 
 /// `name: type` in a declaration.
@@ -182,6 +315,19 @@ pub enum Clause {
     Stop(Span),
     /// An effect.
     Effect(Effect),
+    /// A limit on how often or how much.
+    Limit(Limit),
+    /// `budget N points|awards` across all customers.
+    Budget {
+        /// The budget.
+        amount: Decimal,
+        /// Counts awards (true) or points.
+        awards: bool,
+        /// Where.
+        span: Span,
+    },
+    /// `points expire ...` for this rule's awards.
+    Expiry(ExpirySpec, Span),
 }
 
 /// How a proportional award counts.
@@ -440,6 +586,8 @@ pub enum ExprKind {
     Call(Name, Vec<Expr>),
     /// `month of d`
     Of(OfFn, Box<Expr>),
+    /// History from the customer's state.
+    History(History),
     /// `any item in list where cond`
     Quant(Quant, Name, Box<Expr>, Box<Expr>),
     /// `sum of value for each item in list [where cond]`; `count of item in list [where cond]`

@@ -30,6 +30,13 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
             kinds: vec![Arc::from("points")],
             groups: Vec::new(),
             rules: Vec::new(),
+            expiry: ExpirySpec::Never,
+            pending: None,
+            caps: Vec::new(),
+            tiering: None,
+            tracked: Vec::new(),
+            retention_days: Vec::new(),
+            points_retention_days: Vec::new(),
         },
         locals: Vec::new(),
         event: None,
@@ -38,6 +45,11 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
     // Declarations first, so rules may come before or after them.
     for item in &prog.items {
         c.declaration(item);
+    }
+    c.ir.retention_days = vec![0; c.ir.events.len()];
+    c.ir.points_retention_days = vec![0; c.ir.kinds.len()];
+    for item in &prog.items {
+        c.state_setting(item);
     }
     let rules: Vec<&Rule> = prog
         .items
@@ -349,7 +361,104 @@ impl Checker<'_, '_> {
                     }
                 }
             }
-            Item::Rule(_) => {}
+            Item::Rule(_)
+            | Item::Expiry(..)
+            | Item::Pending(..)
+            | Item::ProgramCap { .. }
+            | Item::TierQualification { .. } => {}
+        }
+    }
+
+    /// Settings that refer to events and kinds (after all declarations).
+    fn state_setting(&mut self, item: &Item) {
+        match item {
+            Item::Expiry(e, span) => {
+                if self.once("points expire", *span) {
+                    self.ir.expiry = *e;
+                }
+            }
+            Item::Pending(n, u, span) => {
+                if self.once("points are pending", *span) {
+                    self.ir.pending = Some((*n, *u));
+                }
+            }
+            Item::ProgramCap { points, kind, period, span } => {
+                let kind = self.kind(kind);
+                let text: Arc<str> = Arc::from(self.text(*span));
+                self.ir.caps.push(ProgramCapIr { kind, points: *points, period: *period, text });
+            }
+            Item::TierQualification { metric, window, thresholds, review, span } => {
+                if !self.once("tiers", *span) {
+                    return;
+                }
+                let metric = match metric {
+                    TierMetric::Spend => {
+                        let purchase = self.ir.events.iter().position(|e| e.name == "purchase").unwrap_or(0) as u16;
+                        let refund = self.ir.events.iter().position(|e| e.name == "refund").unwrap_or(0) as u16;
+                        let slot = self.ir.events[purchase as usize].field("amount").unwrap_or(0) as u16;
+                        let rslot = self.ir.events[refund as usize].field("amount").unwrap_or(0) as u16;
+                        self.track(purchase, slot, *window);
+                        self.track(refund, rslot, *window);
+                        TierMetricIr::Spend
+                    }
+                    TierMetric::Visits => {
+                        let purchase = self.ir.events.iter().position(|e| e.name == "purchase").unwrap_or(0);
+                        self.retain(purchase, *window);
+                        TierMetricIr::Visits
+                    }
+                    TierMetric::Points(k) => {
+                        let k = self.kind(k);
+                        let d = window_days(*window);
+                        let r = &mut self.ir.points_retention_days[k as usize];
+                        *r = (*r).max(d);
+                        TierMetricIr::Points(k)
+                    }
+                };
+                let mut out: Vec<(u16, Decimal)> = Vec::new();
+                for (name, min, money) in thresholds {
+                    if *money != (metric == TierMetricIr::Spend) {
+                        self.sink.error(
+                            ErrorKind::TypeMismatch,
+                            name.span,
+                            if *money { "this tier is qualified by a count, not money" } else { "tiers by spend need amounts like `$500`" },
+                            None,
+                        );
+                    }
+                    if let Some((_, prev)) = out.last() {
+                        if min <= prev {
+                            self.sink.error(ErrorKind::InvalidRule, name.span, "list tiers from lowest to highest threshold", None);
+                        }
+                    }
+                    let l = name.text.to_ascii_lowercase();
+                    if self.ir.tiers.iter().any(|t| **t == *l) {
+                        self.sink.error(ErrorKind::Duplicate, name.span, format!("tier `{}` is listed twice", name.text), Some("tiers with thresholds replace the `tiers a, b` list".into()));
+                        continue;
+                    }
+                    self.ir.tiers.push(Arc::from(l));
+                    out.push(((self.ir.tiers.len() - 1) as u16, *min));
+                }
+                self.ir.tiering = Some(TieringIr { metric, window: *window, thresholds: out, review: *review });
+            }
+            _ => {}
+        }
+    }
+
+    /// Keep history for this event type long enough for `window`.
+    fn retain(&mut self, ty: usize, window: Window) {
+        let d = window_days(window);
+        if let Some(r) = self.ir.retention_days.get_mut(ty) {
+            *r = (*r).max(d);
+        }
+    }
+
+    fn track(&mut self, ty: u16, slot: u16, window: Window) -> u16 {
+        self.retain(ty as usize, window);
+        match self.ir.tracked.iter().position(|&(t, f)| t == ty && f == slot) {
+            Some(i) => i as u16,
+            None => {
+                self.ir.tracked.push((ty, slot));
+                (self.ir.tracked.len() - 1) as u16
+            }
         }
     }
 
@@ -568,6 +677,9 @@ impl Checker<'_, '_> {
         let mut seen = HashMap::new();
         let mut is_multiplier = false;
         let mut has_award = false;
+        let mut limits = Vec::new();
+        let mut budget = None;
+        let mut expiry = None;
         for c in &r.clauses {
             match c {
                 Clause::On(_) => {}
@@ -650,6 +762,39 @@ impl Checker<'_, '_> {
                     priority = *p;
                 }
                 Clause::Stop(_) => stop = true,
+                Clause::Limit(l) => match l {
+                    Limit::Times { n, total, period, every, span } => {
+                        if *n == 0 {
+                            self.sink.error(ErrorKind::Contradiction, *span, "a rule limited to 0 times never fires", None);
+                        }
+                        if *total && (period.is_some() || every.is_some()) {
+                            self.sink.error(ErrorKind::InvalidRule, *span, "a limit `in total` counts across all customers for the whole campaign; it has no period", Some("use `budget N awards` or drop `in total`".into()));
+                        }
+                        let every = every.map(|(k, u)| {
+                            i64::from(k)
+                                * match u {
+                                    SpanUnit::Hour => 3600,
+                                    SpanUnit::Day => 86_400,
+                                    SpanUnit::Week => 604_800,
+                                }
+                        });
+                        limits.push(LimitIr::Times { n: *n, total: *total, period: *period, every, text: Arc::from(self.text(*span)) });
+                    }
+                    Limit::Points { points, kind, period, span } => {
+                        let kind = self.kind(kind);
+                        limits.push(LimitIr::Points { points: *points, kind, period: *period, text: Arc::from(self.text(*span)) });
+                    }
+                },
+                Clause::Budget { amount, awards, span } => {
+                    if budget.replace((*amount, *awards)).is_some() {
+                        self.sink.error(ErrorKind::InvalidRule, *span, "`budget` is given twice", None);
+                    }
+                }
+                Clause::Expiry(e, span) => {
+                    if expiry.replace(*e).is_some() {
+                        self.sink.error(ErrorKind::InvalidRule, *span, "`points expire` is given twice", None);
+                    }
+                }
                 Clause::Effect(eff) => {
                     if let EffectKind::Multiply {
                         rule: Some(target), ..
@@ -699,6 +844,9 @@ impl Checker<'_, '_> {
             stop,
             effects,
             span: r.span,
+            limits,
+            budget,
+            expiry,
         })
     }
 
@@ -1008,6 +1156,7 @@ impl Checker<'_, '_> {
                 k(NodeKind::If(Box::new(c), Box::new(t), Box::new(f)), ty)
             }
             ExprKind::Call(name, args) => self.call(name, args, span),
+            ExprKind::History(h) => self.history(h, span),
             ExprKind::Of(f, arg) => {
                 let a = self.expr(arg);
                 let want_date = !matches!(f, OfFn::Hour);
@@ -1261,6 +1410,72 @@ impl Checker<'_, '_> {
             None,
         );
         (a.node, b.node, Ty::Error)
+    }
+
+    fn event_by_name(&mut self, n: &Name) -> Option<u16> {
+        // `purchases` is the plural of `purchase`
+        let l = n.text.to_ascii_lowercase();
+        let singular = l.strip_suffix("es").filter(|s| self.ir.events.iter().any(|e| e.name == *s))
+            .or_else(|| l.strip_suffix('s').filter(|s| self.ir.events.iter().any(|e| e.name == *s)))
+            .map(str::to_string);
+        let name = Name { text: singular.unwrap_or(l), span: n.span };
+        self.find_event(&name)
+    }
+
+    fn history(&mut self, h: &History, span: Span) -> Checked {
+        let k = |kind, ty| Checked { node: Node::new(NodeKind::History(kind), ty, span), num_literal: false };
+        let bad = Checked { node: err_node(span), num_literal: false };
+        match h {
+            History::Count(ev, w) => {
+                let Some(ty) = self.event_by_name(ev) else { return bad };
+                self.retain(ty as usize, *w);
+                k(HistIr::Count { ty, window: *w }, Ty::Number)
+            }
+            History::Sum(path, w) => {
+                let c = self.expr(path);
+                let NodeKind::EventField(slot) = c.node.kind else {
+                    if c.node.ty != Ty::Error {
+                        self.sink.error(ErrorKind::TypeMismatch, path.span, "history sums take an event field, like `purchase.amount`", None);
+                    }
+                    return bad;
+                };
+                if !matches!(c.node.ty, Ty::Money | Ty::Number) {
+                    return self.mismatch(path.span, format!("cannot add up {}", c.node.ty.name()), None);
+                }
+                // the field's event: the root of the path
+                let ExprKind::Field(root, _) = &path.kind else { return bad };
+                let ExprKind::Name(root) = &root.kind else { return bad };
+                let ty = if root.eq_ignore_ascii_case("event") {
+                    self.event.unwrap_or(0)
+                } else {
+                    match self.ir.events.iter().position(|e| e.name.eq_ignore_ascii_case(root)) {
+                        Some(t) => t as u16,
+                        None => return bad,
+                    }
+                };
+                let idx = self.track(ty, slot, *w);
+                k(HistIr::Sum { idx, window: *w }, c.node.ty)
+            }
+            History::Points(kind, w) => {
+                let kind = self.kind(kind);
+                let d = window_days(*w);
+                let r = &mut self.ir.points_retention_days[kind as usize];
+                *r = (*r).max(d);
+                k(HistIr::Points { kind, window: *w }, Ty::Number)
+            }
+            History::First(ev) => match self.event_by_name(ev) {
+                Some(ty) => k(HistIr::First(ty), Ty::Bool),
+                None => bad,
+            },
+            History::Streak(weeks, ev) => match self.event_by_name(ev) {
+                Some(ty) => k(HistIr::Streak { ty, weeks: *weeks }, Ty::Number),
+                None => bad,
+            },
+            History::DaysSinceLast(ev) => match self.event_by_name(ev) {
+                Some(ty) => k(HistIr::DaysSinceLast(ty), Ty::Number),
+                None => bad,
+            },
+        }
     }
 
     fn call(&mut self, name: &Name, args: &[Expr], span: Span) -> Checked {
@@ -2009,6 +2224,26 @@ impl Checker<'_, '_> {
     }
 }
 
+/// How many days of daily history a window needs.
+pub(crate) fn window_days(w: Window) -> u32 {
+    match w {
+        Window::Ever => 0,
+        Window::Today => 1,
+        Window::Last(n, u) => match u {
+            PeriodUnit::Day => n,
+            PeriodUnit::Week => n.saturating_mul(7),
+            PeriodUnit::Month => n.saturating_mul(31),
+            PeriodUnit::Year => n.saturating_mul(366),
+        },
+        Window::This(u) => match u {
+            PeriodUnit::Day => 1,
+            PeriodUnit::Week => 7,
+            PeriodUnit::Month => 31,
+            PeriodUnit::Year => 366,
+        },
+    }
+}
+
 fn is_subject(n: &Node) -> bool {
     matches!(
         n.kind,
@@ -2088,6 +2323,8 @@ pub(crate) fn walk_children<'e>(e: &'e ExprKind, out: &mut Vec<&'e Expr>) {
         | ExprKind::Time(_)
         | ExprKind::Name(_) => {}
         ExprKind::Field(b, _) => out.push(b),
+        ExprKind::History(History::Sum(p, _)) => out.push(p),
+        ExprKind::History(_) => {}
         ExprKind::List(v) | ExprKind::Call(_, v) => out.extend(v.iter()),
         ExprKind::Neg(a) | ExprKind::Not(a) | ExprKind::IsSet(_, a) | ExprKind::Of(_, a) => {
             out.push(a)

@@ -147,7 +147,7 @@ impl<'p> Folder<'p> {
         use NodeKind::*;
         let all_const = match &mut n.kind {
             Const(_) => return true,
-            EventField(_) | CustomerField(_) | Local(..) | Calendar(_) => return false,
+            EventField(_) | CustomerField(_) | Local(..) | Calendar(_) | History(_) => return false,
             // loops bind variables; fold inside but never the loop itself
             Quant(_, _, l, b) => {
                 self.fold(l);

@@ -117,6 +117,66 @@ fn item_text(out: &mut String, item: &Item) {
             let _ = writeln!(out, "points kinds {}", names(ns));
         }
         Item::Rule(r) => rule(out, r),
+        Item::Expiry(e, _) => {
+            let _ = writeln!(out, "points expire {}", expiry(*e));
+        }
+        Item::Pending(n, u, _) => {
+            let _ = writeln!(out, "points are pending for {n} {}", unit(*u));
+        }
+        Item::ProgramCap { points, kind, period, .. } => {
+            let _ = writeln!(out, "at most {points} {} per customer per {}", kind_points(kind), unit1(*period));
+        }
+        Item::TierQualification { metric, window: w, thresholds, review, .. } => {
+            let m = match metric {
+                TierMetric::Spend => "spend".to_string(),
+                TierMetric::Visits => "visits".to_string(),
+                TierMetric::Points(k) => kind_points(k),
+            };
+            let _ = writeln!(out, "tiers by {m} {}", window(*w));
+            for (name, amount, money) in thresholds {
+                let v = if *money { format!("${amount}") } else { amount.to_string() };
+                let _ = writeln!(out, "  {} from {v}", name.text);
+            }
+            if let Some((n, u, drop_one)) = review {
+                let d = if *drop_one { ", drop one tier at most" } else { "" };
+                let _ = writeln!(out, "  review every {n} {}{d}", unit(*u));
+            }
+        }
+    }
+}
+
+fn unit1(u: PeriodUnit) -> &'static str {
+    match u {
+        PeriodUnit::Day => "day",
+        PeriodUnit::Week => "week",
+        PeriodUnit::Month => "month",
+        PeriodUnit::Year => "year",
+    }
+}
+
+fn unit(u: PeriodUnit) -> &'static str {
+    match u {
+        PeriodUnit::Day => "days",
+        PeriodUnit::Week => "weeks",
+        PeriodUnit::Month => "months",
+        PeriodUnit::Year => "years",
+    }
+}
+
+fn window(w: Window) -> String {
+    match w {
+        Window::Ever => "ever".into(),
+        Window::Today => "today".into(),
+        Window::Last(n, u) => format!("in last {n} {}", unit(u)),
+        Window::This(u) => format!("this {}", unit1(u)),
+    }
+}
+
+fn expiry(e: ExpirySpec) -> String {
+    match e {
+        ExpirySpec::After(n, u) => format!("{n} {} after earning", unit(u)),
+        ExpirySpec::EndOf(u) => format!("at end of {}", unit1(u)),
+        ExpirySpec::Never => "never".into(),
     }
 }
 
@@ -201,6 +261,36 @@ fn rule(out: &mut String, r: &Rule) {
             }
             Clause::Stop(_) => out.push_str("stop processing"),
             Clause::Effect(e) => out.push_str(&effect(e)),
+            Clause::Limit(Limit::Times { n, total, period, every, .. }) => {
+                let times = if *n == 1 { "once".to_string() } else { format!("{n} times") };
+                let scope = if *total { " in total" } else { " per customer" };
+                let when = match (period, every) {
+                    (Some(p), _) => format!(" per {}", unit1(*p)),
+                    (None, Some((k, u))) => format!(
+                        " every {k} {}",
+                        match u {
+                            SpanUnit::Hour => "hours",
+                            SpanUnit::Day => "days",
+                            SpanUnit::Week => "weeks",
+                        }
+                    ),
+                    _ => String::new(),
+                };
+                let _ = write!(out, "at most {times}{scope}{when}");
+            }
+            Clause::Limit(Limit::Points { points, kind, period, .. }) => {
+                let when = match period {
+                    Some(p) => format!(" per {}", unit1(*p)),
+                    None => String::new(),
+                };
+                let _ = write!(out, "at most {points} {} per customer{when}", kind_points(kind));
+            }
+            Clause::Budget { amount, awards, .. } => {
+                let _ = write!(out, "budget {amount} {}", if *awards { "awards" } else { "points" });
+            }
+            Clause::Expiry(e, _) => {
+                let _ = write!(out, "points expire {}", expiry(*e));
+            }
         }
         out.push('\n');
     }
@@ -505,6 +595,16 @@ fn expr(e: &Expr) -> String {
             };
             format!("{w} {}", expr_at(a, POSTFIX))
         }
+        ExprKind::History(h) => match h {
+            History::Count(ev, w) => format!("count of {} {}", ev.text, window(*w)),
+            History::Sum(path, w) => format!("sum of {} {}", expr_at(path, POSTFIX), window(*w)),
+            History::Points(k, w) => format!("{} earned {}", kind_points(k), window(*w)),
+            History::First(ev) => format!("first {}", ev.text),
+            History::Streak(weeks, ev) => {
+                format!("streak of {} with {}", if *weeks { "weeks" } else { "days" }, ev.text)
+            }
+            History::DaysSinceLast(ev) => format!("days since last {}", ev.text),
+        },
         ExprKind::Quant(q, var, list, body) => {
             let w = match q {
                 Quant::Any => "any",

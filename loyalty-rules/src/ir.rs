@@ -6,7 +6,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
-use crate::ast::{Agg, ArithOp, CmpOp, OfFn, Quant, RoundingMode, Span, TextOp};
+use crate::ast::{
+    Agg, ArithOp, CmpOp, ExpirySpec, OfFn, PeriodUnit, Quant, RoundingMode, Span, TextOp, Window,
+};
 use crate::schema::{Calendar, EventSchema, FieldDef, Ty, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,7 @@ pub(crate) enum NodeKind {
     If(Box<Node>, Box<Node>, Box<Node>),
     Call(Func, Vec<Node>),
     Of(OfFn, Box<Node>),
+    History(HistIr),
     Quant(Quant, u8, Box<Node>, Box<Node>),
     Agg {
         agg: Agg,
@@ -63,6 +66,61 @@ impl Node {
     pub fn new(kind: NodeKind, ty: Ty, span: Span) -> Node {
         Node { kind, ty, span }
     }
+}
+
+/// A history query against the customer's state.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HistIr {
+    Count { ty: u16, window: Window },
+    /// index into `ProgramIr::tracked`
+    Sum { idx: u16, window: Window },
+    Points { kind: u16, window: Window },
+    First(u16),
+    Streak { ty: u16, weeks: bool },
+    DaysSinceLast(u16),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum LimitIr {
+    Times {
+        n: u32,
+        total: bool,
+        period: Option<PeriodUnit>,
+        /// cooldown in seconds
+        every: Option<i64>,
+        text: Arc<str>,
+    },
+    Points {
+        points: Decimal,
+        kind: u16,
+        period: Option<PeriodUnit>,
+        text: Arc<str>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ProgramCapIr {
+    pub kind: u16,
+    pub points: Decimal,
+    pub period: PeriodUnit,
+    pub text: Arc<str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TierMetricIr {
+    Spend,
+    Visits,
+    Points(u16),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct TieringIr {
+    pub metric: TierMetricIr,
+    pub window: Window,
+    /// (tier index, minimum), ascending
+    pub thresholds: Vec<(u16, Decimal)>,
+    /// (every n units, drop at most one tier)
+    pub review: Option<(u32, PeriodUnit, bool)>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +184,10 @@ pub(crate) struct RuleIr {
     pub stop: bool,
     pub effects: Vec<EffectIr>,
     pub span: Span,
+    pub limits: Vec<LimitIr>,
+    /// (amount, counts awards rather than points)
+    pub budget: Option<(Decimal, bool)>,
+    pub expiry: Option<ExpirySpec>,
 }
 
 #[derive(Clone, Debug)]
@@ -144,6 +206,16 @@ pub(crate) struct ProgramIr {
     pub kinds: Vec<Arc<str>>,
     pub groups: Vec<Arc<str>>,
     pub rules: Vec<RuleIr>,
+    pub expiry: ExpirySpec,
+    pub pending: Option<(u32, PeriodUnit)>,
+    pub caps: Vec<ProgramCapIr>,
+    pub tiering: Option<TieringIr>,
+    /// History sums kept per event type: (event type, field slot).
+    pub tracked: Vec<(u16, u16)>,
+    /// Longest window (in days) any history query looks back, per event type.
+    pub retention_days: Vec<u32>,
+    /// Longest window over points earned, per kind.
+    pub points_retention_days: Vec<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -399,6 +399,87 @@ impl Builder<'_, '_> {
                     .map(unquote)
                     .collect(),
             ),
+            Rule::expiry_setting => {
+                Item::Expiry(self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?, span)
+            }
+            Rule::pending_setting => {
+                let mut n = 0;
+                let mut unit = PeriodUnit::Day;
+                for x in inner {
+                    match x.as_rule() {
+                        Rule::integer => n = self.small_int(&x)?,
+                        Rule::period_unit => unit = period_unit(x),
+                        _ => {}
+                    }
+                }
+                Item::Pending(n, unit, span)
+            }
+            Rule::program_cap => {
+                let mut points = Decimal::ZERO;
+                let mut kind = None;
+                let mut period = PeriodUnit::Month;
+                for x in inner {
+                    match x.as_rule() {
+                        Rule::number => points = self.decimal(&x)?,
+                        Rule::point_kind => kind = x.into_inner().next().map(|y| name_of(&y)),
+                        Rule::per_period => period = period_unit(x.into_inner().last()?),
+                        _ => {}
+                    }
+                }
+                Item::ProgramCap { points, kind, period, span }
+            }
+            Rule::tier_qualification => {
+                let mut metric = TierMetric::Spend;
+                let mut window = Window::Ever;
+                let mut thresholds = Vec::new();
+                let mut review = None;
+                for x in inner {
+                    match x.as_rule() {
+                        Rule::tier_metric => {
+                            let m = x.into_inner().next()?;
+                            metric = match m.as_rule() {
+                                Rule::visits_metric => TierMetric::Visits,
+                                Rule::points_metric => TierMetric::Points(
+                                    m.into_inner()
+                                        .find(|y| y.as_rule() == Rule::point_kind)
+                                        .and_then(|k| k.into_inner().next())
+                                        .map(|y| name_of(&y)),
+                                ),
+                                _ => TierMetric::Spend,
+                            }
+                        }
+                        Rule::window => window = self.window(x)?,
+                        Rule::tier_threshold => {
+                            let mut it = x.into_inner();
+                            let name = name_of(&it.next()?);
+                            let v = it.find(|y| matches!(y.as_rule(), Rule::money | Rule::number))?;
+                            let money = v.as_rule() == Rule::money;
+                            let text = v.as_str().trim_start_matches(['$', '€', '£']);
+                            let Some(amount) = parse_number(text) else {
+                                self.bad_literal(&v, "amount");
+                                return None;
+                            };
+                            thresholds.push((name, amount, money));
+                        }
+                        Rule::tier_review => {
+                            let mut n = 12;
+                            let mut unit = PeriodUnit::Month;
+                            let mut drop_one = false;
+                            for y in x.into_inner() {
+                                match y.as_rule() {
+                                    Rule::integer => n = self.small_int(&y)?,
+                                    Rule::period_unit => unit = period_unit(y),
+                                    Rule::kw_drop => drop_one = true,
+                                    _ => {}
+                                }
+                            }
+                            review = Some((n, unit, drop_one));
+                        }
+                        _ => {}
+                    }
+                }
+                Item::TierQualification { metric, window, thresholds, review, span }
+            }
             Rule::kinds_decl => Item::PointKinds(
                 inner
                     .filter(|x| x.as_rule() == Rule::word)
@@ -569,6 +650,56 @@ impl Builder<'_, '_> {
                 }
             }
             Rule::stop_clause => Clause::Stop(span),
+            Rule::limit_clause => {
+                let l = inner.next()?;
+                let is_times = l.as_rule() == Rule::times_limit;
+                let mut n = 1u32;
+                let mut total = false;
+                let mut period = None;
+                let mut every = None;
+                let mut points = Decimal::ZERO;
+                let mut kind = None;
+                for x in l.into_inner() {
+                    match x.as_rule() {
+                        Rule::integer => n = self.small_int(&x)?,
+                        Rule::number => points = self.decimal(&x)?,
+                        Rule::in_total => total = true,
+                        Rule::per_period => period = Some(period_unit(x.into_inner().last()?)),
+                        Rule::every_span => {
+                            let mut it = x.into_inner();
+                            let k = self.small_int(&it.find(|y| y.as_rule() == Rule::integer)?)?;
+                            let u = match it.find(|y| y.as_rule() == Rule::span_unit)?.into_inner().next()?.as_rule() {
+                                Rule::kw_hours => SpanUnit::Hour,
+                                Rule::kw_weeks => SpanUnit::Week,
+                                _ => SpanUnit::Day,
+                            };
+                            every = Some((k, u));
+                        }
+                        Rule::point_kind => kind = x.into_inner().next().map(|y| name_of(&y)),
+                        _ => {}
+                    }
+                }
+                Clause::Limit(if is_times {
+                    Limit::Times { n, total, period, every, span }
+                } else {
+                    Limit::Points { points, kind, period, span }
+                })
+            }
+            Rule::budget_clause => {
+                let mut amount = Decimal::ZERO;
+                let mut awards = false;
+                for x in inner {
+                    match x.as_rule() {
+                        Rule::number => amount = self.decimal(&x)?,
+                        Rule::kw_awards => awards = true,
+                        _ => {}
+                    }
+                }
+                Clause::Budget { amount, awards, span }
+            }
+            Rule::rule_expiry => {
+                Clause::Expiry(self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?, span)
+            }
             _ => Clause::Effect(self.effect(kind, inner, span)?),
         })
     }
@@ -743,6 +874,72 @@ impl Builder<'_, '_> {
             _ => Amount::Fixed(exprs.next()?),
         };
         Some((amount, kind))
+    }
+
+    fn small_int(&mut self, p: &Pair<'_, Rule>) -> Option<u32> {
+        match p.as_str().parse::<u32>() {
+            Ok(v) if v <= 100_000 => Some(v),
+            _ => {
+                self.sink.error(ErrorKind::Syntax, span_of(p), format!("`{}` is too large here", p.as_str()), None);
+                None
+            }
+        }
+    }
+
+    fn decimal(&mut self, p: &Pair<'_, Rule>) -> Option<Decimal> {
+        match parse_number(p.as_str()) {
+            Some(v) => Some(v),
+            None => {
+                self.bad_literal(p, "number");
+                None
+            }
+        }
+    }
+
+    fn window(&mut self, p: Pair<'_, Rule>) -> Option<Window> {
+        let span = span_of(&p);
+        let w = p.into_inner().next()?;
+        Some(match w.as_rule() {
+            Rule::kw_ever => Window::Ever,
+            Rule::kw_today => Window::Today,
+            Rule::window_this => Window::This(period_unit(w.into_inner().last()?)),
+            _ => {
+                let mut n = 1;
+                let mut unit = PeriodUnit::Day;
+                for x in w.into_inner() {
+                    match x.as_rule() {
+                        Rule::integer => n = self.small_int(&x)?,
+                        Rule::period_unit => unit = period_unit(x),
+                        _ => {}
+                    }
+                }
+                if n == 0 {
+                    self.sink.error(ErrorKind::InvalidRule, span, "a window must be at least 1 long", None);
+                    return None;
+                }
+                Window::Last(n, unit)
+            }
+        })
+    }
+
+    fn expiry(&mut self, p: Pair<'_, Rule>) -> Option<ExpirySpec> {
+        let e = p.into_inner().next()?;
+        Some(match e.as_rule() {
+            Rule::kw_never => ExpirySpec::Never,
+            Rule::expiry_end => ExpirySpec::EndOf(period_unit(e.into_inner().find(|x| x.as_rule() == Rule::period_unit)?)),
+            _ => {
+                let mut n = 1;
+                let mut unit = PeriodUnit::Month;
+                for x in e.into_inner() {
+                    match x.as_rule() {
+                        Rule::integer => n = self.small_int(&x)?,
+                        Rule::period_unit => unit = period_unit(x),
+                        _ => {}
+                    }
+                }
+                ExpirySpec::After(n, unit)
+            }
+        })
     }
 
     fn date(&mut self, p: &Pair<'_, Rule>) -> Option<NaiveDate> {
@@ -1091,6 +1288,36 @@ impl Builder<'_, '_> {
                     d + 1,
                 )
             }
+            Rule::history => {
+                let h = inner.next()?;
+                let hk = h.as_rule();
+                let mut parts: Vec<Pair<'_, Rule>> = h.into_inner().collect();
+                let window_pair = parts.iter().position(|x| x.as_rule() == Rule::window).map(|i| parts.remove(i));
+                let window = match window_pair {
+                    Some(w) => self.window(w)?,
+                    None => Window::Ever,
+                };
+                let word = parts.iter().rev().find(|x| x.as_rule() == Rule::word).map(name_of);
+                let hist = match hk {
+                    Rule::hist_count => History::Count(word?, window),
+                    Rule::hist_sum => {
+                        let path = parts.into_iter().find(|x| x.as_rule() == Rule::postfix)?;
+                        History::Sum(b(self.expr(path)?), window)
+                    }
+                    Rule::hist_points => History::Points(
+                        parts
+                            .into_iter()
+                            .find(|x| x.as_rule() == Rule::point_kind)
+                            .and_then(|k| k.into_inner().next())
+                            .map(|y| name_of(&y)),
+                        window,
+                    ),
+                    Rule::first_event => History::First(word?),
+                    Rule::streak => History::Streak(parts.iter().any(|x| x.as_rule() == Rule::kw_weeks), word?),
+                    _ => History::DaysSinceLast(word?),
+                };
+                (Expr::new(ExprKind::History(hist), span), 2)
+            }
             Rule::of_call => {
                 let f = match inner.next()?.into_inner().next()?.as_rule() {
                     Rule::kw_anniversary => OfFn::Anniversary,
@@ -1177,3 +1404,12 @@ fn cmp_op(p: Pair<'_, Rule>) -> CmpOp {
 }
 
 type Rule_ = crate::ast::Rule;
+
+fn period_unit(p: Pair<'_, Rule>) -> PeriodUnit {
+    match p.into_inner().next().map(|x| x.as_rule()) {
+        Some(Rule::kw_weeks) => PeriodUnit::Week,
+        Some(Rule::kw_months) => PeriodUnit::Month,
+        Some(Rule::kw_years) => PeriodUnit::Year,
+        _ => PeriodUnit::Day,
+    }
+}

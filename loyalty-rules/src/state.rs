@@ -1,0 +1,241 @@
+//! Customer and campaign state: plain serde data the host can store
+//! anywhere. JSON round trips are exact (decimals as strings).
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Point balances of the spendable kind. Always
+/// `lifetime_earned = available + pending + redeemed + expired + reversed`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balances {
+    /// Spendable now. Negative when refunds took back points already spent.
+    pub available: Decimal,
+    /// Earned but inside the pending (return) window.
+    pub pending: Decimal,
+    /// Everything ever earned.
+    pub lifetime_earned: Decimal,
+    /// Spent on redemptions.
+    pub redeemed: Decimal,
+    /// Lost to expiry.
+    pub expired: Decimal,
+    /// Taken back by refunds and `deduct` effects.
+    pub reversed: Decimal,
+}
+
+/// A lot of points earned together, spent and expired as a unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    /// Sequence number within the customer.
+    pub id: u64,
+    /// Points earned.
+    pub points: Decimal,
+    /// Points not yet spent, expired or reversed.
+    pub remaining: Decimal,
+    /// When earned.
+    pub earned_at: DateTime<Utc>,
+    /// Pending until (None: available at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_until: Option<DateTime<Utc>>,
+    /// Expires at (None: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The event that earned it.
+    pub event: String,
+    /// The rule that awarded it.
+    pub rule: String,
+}
+
+/// A reward granted to the customer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardGrant {
+    /// The reward.
+    pub reward: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// By which event.
+    pub event: String,
+}
+
+/// What one event earned, kept so a refund can reverse exactly that.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventAwards {
+    /// The event's id.
+    pub event: String,
+    /// The event's amount (for proportional refunds).
+    pub amount: Decimal,
+    /// How much of it has been refunded so far.
+    pub refunded: Decimal,
+    /// Spendable points it earned.
+    pub points: Decimal,
+    /// Of which reversed so far.
+    pub reversed: Decimal,
+    /// Lots it created.
+    pub lots: Vec<u64>,
+    /// Points per rule (for budgets and caps).
+    pub by_rule: Vec<(String, Decimal)>,
+    /// Other point kinds it earned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<(String, Decimal)>,
+}
+
+/// One day of history for an event type.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayBucket {
+    /// The local date.
+    pub date: NaiveDate,
+    /// Events that day.
+    pub count: u64,
+    /// Sums of the tracked fields (see `EventHistory::fields`).
+    pub sums: Vec<Decimal>,
+}
+
+/// Compact history of one event type: totals, daily buckets for the
+/// windows the program uses, and streaks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventHistory {
+    /// The event type.
+    pub event: String,
+    /// Events ever.
+    pub total: u64,
+    /// The tracked fields, in the order of `sums`.
+    pub fields: Vec<String>,
+    /// All-time sums of the tracked fields.
+    pub totals: Vec<Decimal>,
+    /// The latest event's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<DateTime<Utc>>,
+    /// The one before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_at: Option<DateTime<Utc>>,
+    /// Daily buckets, oldest first, only as far back as the program looks.
+    pub days: Vec<DayBucket>,
+    /// Consecutive local days with this event, ending at `streak_day`.
+    pub streak_days: u32,
+    /// Last day of the day streak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streak_day: Option<NaiveDate>,
+    /// Consecutive weeks (Monday-Sunday) with this event.
+    pub streak_weeks: u32,
+    /// Monday of the last week of the week streak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streak_week: Option<NaiveDate>,
+}
+
+/// Points earned per day for one point kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointsHistory {
+    /// The kind.
+    pub kind: String,
+    /// Earned ever (net of reversals).
+    pub total: Decimal,
+    /// (local date, points) oldest first.
+    pub days: Vec<(NaiveDate, Decimal)>,
+}
+
+/// A counter for one limit of a rule (or a program-wide cap).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodCounter {
+    /// Start of the calendar period counted (None: ever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<NaiveDate>,
+    /// Awards in the period.
+    pub count: u64,
+    /// Points in the period.
+    pub points: Decimal,
+}
+
+/// Per-rule counters of one customer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleCounters {
+    /// The rule.
+    pub rule: String,
+    /// Times fired ever.
+    pub fired: u64,
+    /// Last time fired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_fired: Option<DateTime<Utc>>,
+    /// One counter per limit of the rule, in source order.
+    pub limits: Vec<PeriodCounter>,
+}
+
+/// Everything the engine knows about one customer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomerState {
+    /// The customer's id.
+    pub id: String,
+    /// Profile attributes (`birthday`, `joined`, `referred_by` and the
+    /// program's declared attributes), as in the customer JSON.
+    #[serde(default)]
+    pub profile: serde_json::Map<String, serde_json::Value>,
+    /// Current tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Since when (or since the last review).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier_since: Option<DateTime<Utc>>,
+    /// Tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Spendable point balances.
+    #[serde(default)]
+    pub balances: Balances,
+    /// Lifetime totals of the other point kinds.
+    #[serde(default)]
+    pub kinds: Vec<(String, Decimal)>,
+    /// Point lots with points remaining.
+    #[serde(default)]
+    pub lots: Vec<Lot>,
+    /// Next lot id.
+    #[serde(default)]
+    pub next_lot: u64,
+    /// Rewards granted.
+    #[serde(default)]
+    pub rewards: Vec<RewardGrant>,
+    /// History per event type.
+    #[serde(default)]
+    pub history: Vec<EventHistory>,
+    /// Points earned per day, per kind.
+    #[serde(default)]
+    pub points_history: Vec<PointsHistory>,
+    /// Rule counters for limits.
+    #[serde(default)]
+    pub counters: Vec<RuleCounters>,
+    /// Program-wide cap counters, in source order.
+    #[serde(default)]
+    pub caps: Vec<PeriodCounter>,
+    /// What each earning event earned (for refunds).
+    #[serde(default)]
+    pub awards: Vec<EventAwards>,
+    /// Ids of processed events (idempotency).
+    #[serde(default)]
+    pub processed: BTreeSet<String>,
+    /// Time of the latest processed event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_at: Option<DateTime<Utc>>,
+}
+
+/// Campaign-wide counters (budgets and `in total` limits), per rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetUse {
+    /// The rule.
+    pub rule: String,
+    /// Points awarded (net of refunds).
+    pub points: Decimal,
+    /// Awards made.
+    pub awards: u64,
+}
+
+/// All state of an engine: every customer plus campaign counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Customers by id, sorted.
+    pub customers: Vec<CustomerState>,
+    /// Campaign counters.
+    pub budgets: Vec<BudgetUse>,
+    /// The engine's clock: the latest event or `advance_to` time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<DateTime<Utc>>,
+}
