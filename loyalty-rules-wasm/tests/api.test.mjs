@@ -121,9 +121,16 @@ test("compile once, evaluate and explain many events", () => {
     assert.equal(bytes(src.slice(0, x.from)), x.start);
     assert.equal(bytes(src.slice(0, x.to)), x.end);
   }
-  // the rule after "Café €5 bonus" is located correctly in UTF-16
+  // spans after non-ASCII text are right in UTF-16: a fired rule points at
+  // the rule, a rule that did not fire at its deciding condition
+  for (const x of ex.outcome.explanation) {
+    if (x.fired) assert.ok(src.slice(x.from, x.to).startsWith(`rule "${x.rule}"`), JSON.stringify(x));
+    else assert.equal(src.slice(x.from, x.to), x.condition, JSON.stringify(x));
+  }
   const cafe = ex.outcome.explanation.find((x) => x.rule === "Café €5 bonus");
-  assert.ok(src.slice(cafe.from, cafe.to).includes("Café €5 bonus"));
+  assert.equal(cafe.fired, false);
+  assert.equal(cafe.condition, 'purchase.store = "Café Olé"');
+  assert.notEqual(cafe.from, cafe.start);
   // JSON text and objects give the same result
   assert.deepEqual(p.explain(JSON.stringify(PURCHASE_120), JSON.stringify(GOLD)), ex);
   p.free();
@@ -199,7 +206,7 @@ test("a 50-rule program checks clean and evaluates", () => {
   c.program.free();
 });
 
-test("nothing throws or panics on mangled input (fuzz, 3000 edits)", () => {
+test("nothing throws or panics on mangled input (fuzz, 2000 edited programs)", () => {
   // deterministic PRNG
   let seed = 12345;
   const rnd = (n) => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n; };
@@ -210,7 +217,7 @@ test("nothing throws or panics on mangled input (fuzz, 3000 edits)", () => {
   let compiled = 0;
   let last = "";
   process.on("exit", (code) => { if (code) console.error("last fuzz input:", JSON.stringify(last)); });
-  for (let k = 0; k < 3000; k++) {
+  for (let k = 0; k < 2000; k++) {
     let s = bases[rnd(bases.length)];
     const edits = 1 + rnd(4);
     for (let e = 0; e < edits; e++) {
