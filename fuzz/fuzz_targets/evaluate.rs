@@ -20,16 +20,27 @@ const SOURCES: &[&str] = &[
     include_str!("../programs/settings-and-oneliners.rules"),
 ];
 
-const DEFAULT_CUSTOMER: &str = r#"{"id": "c1", "tier": "gold", "points": "1200",
-  "birthday": "1990-11-27", "joined": "2023-03-01", "tags": ["newsletter"],
-  "segment": "regular", "visits": 3, "favourite_stores": ["Mall"], "vip": true}"#;
+/// Default customers, richest first: each program takes the first it accepts
+/// (unknown attributes and tiers are errors).
+const DEFAULT_CUSTOMERS: &[&str] = &[
+    r#"{"id": "c1", "tier": "gold", "points": "1200", "birthday": "1990-11-27",
+        "joined": "2023-03-01", "tags": ["newsletter"], "segment": "regular", "visits": 3,
+        "favourite_stores": ["Mall"], "vip": true}"#,
+    r#"{"id": "c1", "tier": "gold", "points": "1200", "birthday": "1990-11-27",
+        "joined": "2023-03-01", "tags": ["newsletter"]}"#,
+    r#"{"id": "c1", "points": "1200", "birthday": "1990-11-27", "joined": "2023-03-01"}"#,
+    r#"{"id": "c1"}"#,
+];
 
 static PROGRAMS: LazyLock<Vec<(Program, Customer)>> = LazyLock::new(|| {
     SOURCES
         .iter()
         .map(|src| {
             let p = Program::compile(src).unwrap_or_else(|e| panic!("fixed program: {}", e.render()));
-            let c = p.customer_from_json(DEFAULT_CUSTOMER).expect("default customer");
+            let c = DEFAULT_CUSTOMERS
+                .iter()
+                .find_map(|j| p.customer_from_json(j).ok())
+                .expect("a default customer");
             (p, c)
         })
         .collect()
