@@ -372,37 +372,67 @@ impl Checker<'_, '_> {
     /// Settings that refer to events and kinds (after all declarations).
     fn state_setting(&mut self, item: &Item) {
         match item {
-            Item::Expiry(e, span) => {
-                if self.once("points expire", *span) {
-                    self.ir.expiry = *e;
-                }
+            Item::Expiry(e, span) if self.once("points expire", *span) => {
+                self.ir.expiry = *e;
             }
-            Item::Pending(n, u, span) => {
-                if self.once("points are pending", *span) {
-                    self.ir.pending = Some((*n, *u));
-                }
+            Item::Pending(n, u, span) if self.once("points are pending", *span) => {
+                self.ir.pending = Some((*n, *u));
             }
-            Item::ProgramCap { points, kind, period, span } => {
+            Item::ProgramCap {
+                points,
+                kind,
+                period,
+                span,
+            } => {
                 let kind = self.kind(kind);
                 let text: Arc<str> = Arc::from(self.text(*span));
-                self.ir.caps.push(ProgramCapIr { kind, points: *points, period: *period, text });
+                self.ir.caps.push(ProgramCapIr {
+                    kind,
+                    points: *points,
+                    period: *period,
+                    text,
+                });
             }
-            Item::TierQualification { metric, window, thresholds, review, span } => {
+            Item::TierQualification {
+                metric,
+                window,
+                thresholds,
+                review,
+                span,
+            } => {
                 if !self.once("tiers", *span) {
                     return;
                 }
                 let metric = match metric {
                     TierMetric::Spend => {
-                        let purchase = self.ir.events.iter().position(|e| e.name == "purchase").unwrap_or(0) as u16;
-                        let refund = self.ir.events.iter().position(|e| e.name == "refund").unwrap_or(0) as u16;
-                        let slot = self.ir.events[purchase as usize].field("amount").unwrap_or(0) as u16;
-                        let rslot = self.ir.events[refund as usize].field("amount").unwrap_or(0) as u16;
+                        let purchase = self
+                            .ir
+                            .events
+                            .iter()
+                            .position(|e| e.name == "purchase")
+                            .unwrap_or(0) as u16;
+                        let refund = self
+                            .ir
+                            .events
+                            .iter()
+                            .position(|e| e.name == "refund")
+                            .unwrap_or(0) as u16;
+                        let slot = self.ir.events[purchase as usize]
+                            .field("amount")
+                            .unwrap_or(0) as u16;
+                        let rslot =
+                            self.ir.events[refund as usize].field("amount").unwrap_or(0) as u16;
                         self.track(purchase, slot, *window);
                         self.track(refund, rslot, *window);
                         TierMetricIr::Spend
                     }
                     TierMetric::Visits => {
-                        let purchase = self.ir.events.iter().position(|e| e.name == "purchase").unwrap_or(0);
+                        let purchase = self
+                            .ir
+                            .events
+                            .iter()
+                            .position(|e| e.name == "purchase")
+                            .unwrap_or(0);
                         self.retain(purchase, *window);
                         TierMetricIr::Visits
                     }
@@ -420,24 +450,43 @@ impl Checker<'_, '_> {
                         self.sink.error(
                             ErrorKind::TypeMismatch,
                             name.span,
-                            if *money { "this tier is qualified by a count, not money" } else { "tiers by spend need amounts like `$500`" },
+                            if *money {
+                                "this tier is qualified by a count, not money"
+                            } else {
+                                "tiers by spend need amounts like `$500`"
+                            },
                             None,
                         );
                     }
                     if let Some((_, prev)) = out.last() {
                         if min <= prev {
-                            self.sink.error(ErrorKind::InvalidRule, name.span, "list tiers from lowest to highest threshold", None);
+                            self.sink.error(
+                                ErrorKind::InvalidRule,
+                                name.span,
+                                "list tiers from lowest to highest threshold",
+                                None,
+                            );
                         }
                     }
                     let l = name.text.to_ascii_lowercase();
                     if self.ir.tiers.iter().any(|t| **t == *l) {
-                        self.sink.error(ErrorKind::Duplicate, name.span, format!("tier `{}` is listed twice", name.text), Some("tiers with thresholds replace the `tiers a, b` list".into()));
+                        self.sink.error(
+                            ErrorKind::Duplicate,
+                            name.span,
+                            format!("tier `{}` is listed twice", name.text),
+                            Some("tiers with thresholds replace the `tiers a, b` list".into()),
+                        );
                         continue;
                     }
                     self.ir.tiers.push(Arc::from(l));
                     out.push(((self.ir.tiers.len() - 1) as u16, *min));
                 }
-                self.ir.tiering = Some(TieringIr { metric, window: *window, thresholds: out, review: *review });
+                self.ir.tiering = Some(TieringIr {
+                    metric,
+                    window: *window,
+                    thresholds: out,
+                    review: *review,
+                });
             }
             _ => {}
         }
@@ -453,7 +502,12 @@ impl Checker<'_, '_> {
 
     fn track(&mut self, ty: u16, slot: u16, window: Window) -> u16 {
         self.retain(ty as usize, window);
-        match self.ir.tracked.iter().position(|&(t, f)| t == ty && f == slot) {
+        match self
+            .ir
+            .tracked
+            .iter()
+            .position(|&(t, f)| t == ty && f == slot)
+        {
             Some(i) => i as u16,
             None => {
                 self.ir.tracked.push((ty, slot));
@@ -763,9 +817,20 @@ impl Checker<'_, '_> {
                 }
                 Clause::Stop(_) => stop = true,
                 Clause::Limit(l) => match l {
-                    Limit::Times { n, total, period, every, span } => {
+                    Limit::Times {
+                        n,
+                        total,
+                        period,
+                        every,
+                        span,
+                    } => {
                         if *n == 0 {
-                            self.sink.error(ErrorKind::Contradiction, *span, "a rule limited to 0 times never fires", None);
+                            self.sink.error(
+                                ErrorKind::Contradiction,
+                                *span,
+                                "a rule limited to 0 times never fires",
+                                None,
+                            );
                         }
                         if *total && (period.is_some() || every.is_some()) {
                             self.sink.error(ErrorKind::InvalidRule, *span, "a limit `in total` counts across all customers for the whole campaign; it has no period", Some("use `budget N awards` or drop `in total`".into()));
@@ -778,21 +843,51 @@ impl Checker<'_, '_> {
                                     SpanUnit::Week => 604_800,
                                 }
                         });
-                        limits.push(LimitIr::Times { n: *n, total: *total, period: *period, every, text: Arc::from(self.text(*span)) });
+                        limits.push(LimitIr::Times {
+                            n: *n,
+                            total: *total,
+                            period: *period,
+                            every,
+                            text: Arc::from(self.text(*span)),
+                        });
                     }
-                    Limit::Points { points, kind, period, span } => {
+                    Limit::Points {
+                        points,
+                        kind,
+                        period,
+                        span,
+                    } => {
                         let kind = self.kind(kind);
-                        limits.push(LimitIr::Points { points: *points, kind, period: *period, text: Arc::from(self.text(*span)) });
+                        limits.push(LimitIr::Points {
+                            points: *points,
+                            kind,
+                            period: *period,
+                            text: Arc::from(self.text(*span)),
+                        });
                     }
                 },
-                Clause::Budget { amount, awards, span } => {
+                Clause::Budget {
+                    amount,
+                    awards,
+                    span,
+                } => {
                     if budget.replace((*amount, *awards)).is_some() {
-                        self.sink.error(ErrorKind::InvalidRule, *span, "`budget` is given twice", None);
+                        self.sink.error(
+                            ErrorKind::InvalidRule,
+                            *span,
+                            "`budget` is given twice",
+                            None,
+                        );
                     }
                 }
                 Clause::Expiry(e, span) => {
                     if expiry.replace(*e).is_some() {
-                        self.sink.error(ErrorKind::InvalidRule, *span, "`points expire` is given twice", None);
+                        self.sink.error(
+                            ErrorKind::InvalidRule,
+                            *span,
+                            "`points expire` is given twice",
+                            None,
+                        );
                     }
                 }
                 Clause::Effect(eff) => {
@@ -1415,19 +1510,35 @@ impl Checker<'_, '_> {
     fn event_by_name(&mut self, n: &Name) -> Option<u16> {
         // `purchases` is the plural of `purchase`
         let l = n.text.to_ascii_lowercase();
-        let singular = l.strip_suffix("es").filter(|s| self.ir.events.iter().any(|e| e.name == *s))
-            .or_else(|| l.strip_suffix('s').filter(|s| self.ir.events.iter().any(|e| e.name == *s)))
+        let singular = l
+            .strip_suffix("es")
+            .filter(|s| self.ir.events.iter().any(|e| e.name == *s))
+            .or_else(|| {
+                l.strip_suffix('s')
+                    .filter(|s| self.ir.events.iter().any(|e| e.name == *s))
+            })
             .map(str::to_string);
-        let name = Name { text: singular.unwrap_or(l), span: n.span };
+        let name = Name {
+            text: singular.unwrap_or(l),
+            span: n.span,
+        };
         self.find_event(&name)
     }
 
     fn history(&mut self, h: &History, span: Span) -> Checked {
-        let k = |kind, ty| Checked { node: Node::new(NodeKind::History(kind), ty, span), num_literal: false };
-        let bad = Checked { node: err_node(span), num_literal: false };
+        let k = |kind, ty| Checked {
+            node: Node::new(NodeKind::History(kind), ty, span),
+            num_literal: false,
+        };
+        let bad = Checked {
+            node: err_node(span),
+            num_literal: false,
+        };
         match h {
             History::Count(ev, w) => {
-                let Some(ty) = self.event_by_name(ev) else { return bad };
+                let Some(ty) = self.event_by_name(ev) else {
+                    return bad;
+                };
                 self.retain(ty as usize, *w);
                 k(HistIr::Count { ty, window: *w }, Ty::Number)
             }
@@ -1435,20 +1546,38 @@ impl Checker<'_, '_> {
                 let c = self.expr(path);
                 let NodeKind::EventField(slot) = c.node.kind else {
                     if c.node.ty != Ty::Error {
-                        self.sink.error(ErrorKind::TypeMismatch, path.span, "history sums take an event field, like `purchase.amount`", None);
+                        self.sink.error(
+                            ErrorKind::TypeMismatch,
+                            path.span,
+                            "history sums take an event field, like `purchase.amount`",
+                            None,
+                        );
                     }
                     return bad;
                 };
                 if !matches!(c.node.ty, Ty::Money | Ty::Number) {
-                    return self.mismatch(path.span, format!("cannot add up {}", c.node.ty.name()), None);
+                    return self.mismatch(
+                        path.span,
+                        format!("cannot add up {}", c.node.ty.name()),
+                        None,
+                    );
                 }
                 // the field's event: the root of the path
-                let ExprKind::Field(root, _) = &path.kind else { return bad };
-                let ExprKind::Name(root) = &root.kind else { return bad };
+                let ExprKind::Field(root, _) = &path.kind else {
+                    return bad;
+                };
+                let ExprKind::Name(root) = &root.kind else {
+                    return bad;
+                };
                 let ty = if root.eq_ignore_ascii_case("event") {
                     self.event.unwrap_or(0)
                 } else {
-                    match self.ir.events.iter().position(|e| e.name.eq_ignore_ascii_case(root)) {
+                    match self
+                        .ir
+                        .events
+                        .iter()
+                        .position(|e| e.name.eq_ignore_ascii_case(root))
+                    {
                         Some(t) => t as u16,
                         None => return bad,
                     }

@@ -147,7 +147,9 @@ impl<'p> Folder<'p> {
         use NodeKind::*;
         let all_const = match &mut n.kind {
             Const(_) => return true,
-            EventField(_) | CustomerField(_) | Local(..) | Calendar(_) | History(_) => return false,
+            EventField(_) | CustomerField(_) | Local(..) | Calendar(_) | History(_) => {
+                return false
+            }
             // loops bind variables; fold inside but never the loop itself
             Quant(_, _, l, b) => {
                 self.fold(l);
@@ -204,12 +206,8 @@ impl<'p> Folder<'p> {
             return false;
         }
         let ev = Evaluator { ir: self.ir };
-        let mut cx = Ctx {
-            event: &self.event,
-            customer: &self.customer,
-            locals: [V::Null; 8],
-            fuel: 1000,
-        };
+        let mut cx = Ctx::new(&self.event, &self.customer, None, 0);
+        cx.fuel = 1000;
         // Errors (division by zero in constants) are left for run time,
         // where they are reported against the rule.
         let folded = match ev.eval(n, &mut cx) {

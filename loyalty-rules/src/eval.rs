@@ -11,11 +11,13 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::ast::{Agg, ArithOp, CmpOp, OfFn, Quant, RoundingMode, Span, TextOp};
 use crate::compile::Compiled;
+use crate::history;
 use crate::input::{to_json, Customer, Event};
 use crate::ir::*;
 use crate::limits;
 use crate::outcome::*;
 use crate::schema::{Calendar, Ty, Value, CU_TIER, WEEKDAYS};
+use crate::state::{BudgetUse, CustomerState};
 
 /// Most loop iterations (over list elements) one event may cost.
 const FUEL: u32 = 1_000_000;
@@ -79,6 +81,42 @@ pub(crate) struct Ctx<'a> {
     pub customer: &'a Customer,
     pub locals: [V<'a>; 8],
     pub fuel: u32,
+    /// The customer's state and campaign counters, inside the engine.
+    pub st: Option<StateCtx<'a>>,
+    /// Points awarded so far on this event, per program cap.
+    pub cap_used: Vec<Decimal>,
+    /// Points awarded so far by the current rule, per limit (and budget last).
+    pub rule_used: [Decimal; 9],
+}
+
+/// What a stateful evaluation reads (state aligned with the program).
+#[derive(Clone, Copy)]
+pub(crate) struct StateCtx<'a> {
+    pub customer: &'a CustomerState,
+    pub budgets: &'a [BudgetUse],
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        event: &'a Event,
+        customer: &'a Customer,
+        st: Option<StateCtx<'a>>,
+        caps: usize,
+    ) -> Ctx<'a> {
+        Ctx {
+            event,
+            customer,
+            locals: [V::Null; 8],
+            fuel: FUEL,
+            st,
+            cap_used: if st.is_some() && caps > 0 {
+                vec![Decimal::ZERO; caps]
+            } else {
+                Vec::new()
+            },
+            rule_used: [Decimal::ZERO; 9],
+        }
+    }
 }
 
 /// Order two values of the same type (None if incomparable).
@@ -316,6 +354,7 @@ impl<'p> Evaluator<'p> {
                     }
                 }
             }
+            NodeKind::History(h) => self.history(*h, cx),
             NodeKind::Quant(q, depth, list, body) => {
                 let V::List(l) = self.eval(list, cx)? else {
                     return Ok(V::Bool(matches!(q, Quant::All | Quant::None)));
@@ -405,6 +444,71 @@ impl<'p> Evaluator<'p> {
                 }
             }
         })
+    }
+
+    fn history<'a>(&self, h: HistIr, cx: &Ctx<'a>) -> V<'a> {
+        let today = cx.event.local.date;
+        let ev_ty = cx.event.ty;
+        let Some(st) = cx.st else {
+            // Without state the customer's history is just this event.
+            return match h {
+                HistIr::Count { ty, .. } | HistIr::Streak { ty, .. } => V::Num(if ty == ev_ty {
+                    Decimal::ONE
+                } else {
+                    Decimal::ZERO
+                }),
+                HistIr::Sum { idx, .. } => {
+                    let (ty, slot) = self.ir.tracked[idx as usize];
+                    match cx.event.fields.get(slot as usize) {
+                        Some(Value::Num(d)) if ty == ev_ty => V::Num(*d),
+                        _ => V::Num(Decimal::ZERO),
+                    }
+                }
+                HistIr::Points { .. } => V::Num(Decimal::ZERO),
+                HistIr::First(ty) => V::Bool(ty == ev_ty),
+                HistIr::DaysSinceLast(_) => V::Null,
+            };
+        };
+        let hist = |ty: u16| st.customer.history.get(ty as usize);
+        match h {
+            HistIr::Count { ty, window } => V::Num(
+                hist(ty)
+                    .map_or(0, |x| history::count(x, today, window))
+                    .into(),
+            ),
+            HistIr::Sum { idx, window } => {
+                let (ty, _) = self.ir.tracked[idx as usize];
+                let pos = self.ir.tracked[..idx as usize]
+                    .iter()
+                    .filter(|(t, _)| *t == ty)
+                    .count();
+                V::Num(hist(ty).map_or(Decimal::ZERO, |x| history::sum(x, pos, today, window)))
+            }
+            HistIr::Points { kind, window } => V::Num(
+                st.customer
+                    .points_history
+                    .get(kind as usize)
+                    .map_or(Decimal::ZERO, |x| history::points(x, today, window)),
+            ),
+            HistIr::First(ty) => V::Bool(hist(ty).is_some_and(|x| x.total == 1)),
+            HistIr::Streak { ty, weeks } => V::Num(
+                hist(ty)
+                    .map_or(0, |x| history::streak(x, today, weeks))
+                    .into(),
+            ),
+            HistIr::DaysSinceLast(ty) => {
+                let prev = hist(ty).and_then(|x| if ty == ev_ty { x.prev_at } else { x.last_at });
+                match prev {
+                    Some(t) => V::Num(
+                        today
+                            .signed_duration_since(t.with_timezone(&self.ir.tz).date_naive())
+                            .num_days()
+                            .into(),
+                    ),
+                    None => V::Null,
+                }
+            }
+        }
     }
 
     fn burn(&self, cx: &mut Ctx<'_>) -> R<()> {
@@ -531,6 +635,10 @@ pub(crate) fn show(ir: &ProgramIr, v: V<'_>, ty: Ty) -> String {
     }
 }
 
+/// A best-group member that fired: (rule, own points, effects,
+/// multipliers, program-cap tallies after it).
+type Candidate<'p> = (u32, Decimal, Vec<Effect>, Vec<Deferred<'p>>, Vec<Decimal>);
+
 struct Deferred<'p> {
     rule: &'p RuleIr,
     kind: u16,
@@ -540,6 +648,18 @@ struct Deferred<'p> {
 
 /// Evaluate every rule for `event`'s type against `customer`.
 pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: bool) -> Outcome {
+    run_with(c, event, customer, explain, None).0
+}
+
+/// Evaluate with the customer's state (limits, caps, budgets, history).
+/// Also returns the indexes of the rules that fired, in order.
+pub(crate) fn run_with<'a>(
+    c: &'a Compiled,
+    event: &'a Event,
+    customer: &'a Customer,
+    explain: bool,
+    st: Option<StateCtx<'a>>,
+) -> (Outcome, Vec<u32>) {
     let ir = &c.ir;
     let ev = Evaluator { ir };
     let mut out = Outcome {
@@ -550,13 +670,12 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
         effects: Vec::new(),
         errors: Vec::new(),
         explanation: if explain { Some(Vec::new()) } else { None },
+        status: None,
+        reason: None,
+        ledger: Vec::new(),
     };
-    let mut cx = Ctx {
-        event,
-        customer,
-        locals: [V::Null; 8],
-        fuel: FUEL,
-    };
+    let mut fired_rules: Vec<u32> = Vec::new();
+    let mut cx = Ctx::new(event, customer, st, ir.caps.len());
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
     let mut stopped_by: Option<&Arc<str>> = None;
     // group index -> the rule that took it
@@ -594,7 +713,8 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
             if best {
                 // Evaluate every member now; apply the one that awards most
                 // (the earliest in evaluation order on a tie).
-                let mut fired: Vec<(u32, Decimal, Vec<Effect>, Vec<Deferred<'_>>)> = Vec::new();
+                let mut fired: Vec<Candidate<'_>> = Vec::new();
+                let saved_caps = cx.cap_used.clone();
                 for &mi in order {
                     let m = &ir.rules[mi as usize];
                     if m.group != rule.group {
@@ -602,11 +722,12 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
                     }
                     let mut effs = Vec::new();
                     let mut defs = Vec::new();
+                    cx.cap_used.clone_from(&saved_caps);
                     if let Fire::Yes =
                         try_rule(&ev, m, &mut cx, &mut effs, &mut defs, &mut out, explain, c)
                     {
                         let pts = own_points(&effs, event);
-                        fired.push((mi, pts, effs, defs));
+                        fired.push((mi, pts, effs, defs, cx.cap_used.clone()));
                     }
                 }
                 let mut win: Option<usize> = None;
@@ -620,11 +741,13 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
                     let wpts = fired[w].1;
                     taken[g as usize] = Some((wi, Some(wpts)));
                     let wrule = &ir.rules[wi as usize];
-                    for (i, (mi, _, effs, defs)) in fired.into_iter().enumerate() {
+                    for (i, (mi, _, effs, defs, caps)) in fired.into_iter().enumerate() {
                         let m = &ir.rules[mi as usize];
                         if i == w {
                             out.effects.extend(effs);
                             deferred.extend(defs);
+                            cx.cap_used = caps;
+                            fired_rules.push(mi);
                             note(&mut out, ir, c, m, true, "", String::new(), None);
                         } else {
                             let detail = format!(
@@ -638,6 +761,7 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
                         stopped_by = Some(&wrule.name);
                     }
                 } else {
+                    cx.cap_used = saved_caps;
                     taken[g as usize] = Some((ri, None));
                 }
                 continue;
@@ -656,6 +780,7 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
         );
         out.effects = effs;
         if let Fire::Yes = fired {
+            fired_rules.push(ri);
             note(&mut out, ir, c, rule, true, "", String::new(), None);
             if let Some((g, _)) = rule.group {
                 taken[g as usize] = Some((ri, None));
@@ -678,6 +803,7 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
                     customer,
                     kind,
                     points,
+                    ..
                 } if *customer == event.customer
                     && **kind == *ir.kinds[d.kind as usize]
                     && points.is_sign_positive() =>
@@ -706,7 +832,14 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
         }
         let extra = base
             .checked_mul(d.factor - Decimal::ONE)
-            .map(|x| round_points(ir, x));
+            .map(|x| round_points(ir, x))
+            .map(|x| {
+                if x.is_sign_positive() {
+                    cap_program(ir, &mut cx, d.kind, x).0
+                } else {
+                    x
+                }
+            });
         match extra {
             Some(x) => out.effects.push(Effect::Multiply {
                 rule: d.rule.name.clone(),
@@ -737,7 +870,44 @@ pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: boo
         ex.retain(|e| seen.insert(e.rule.clone()));
         ex.sort_by_key(|e| pos(&e.rule));
     }
-    out
+    (out, fired_rules)
+}
+
+/// Cut `pts` to what the program-wide caps for `kind` still allow.
+/// Returns the points allowed and, if cut, the cap's text.
+fn cap_program(
+    ir: &ProgramIr,
+    cx: &mut Ctx<'_>,
+    kind: u16,
+    pts: Decimal,
+) -> (Decimal, Option<Arc<str>>) {
+    let Some(st) = cx.st else { return (pts, None) };
+    let today = cx.event.local.date;
+    let mut allowed = pts;
+    let mut by = None;
+    for (i, cap) in ir.caps.iter().enumerate() {
+        if cap.kind != kind {
+            continue;
+        }
+        let start = history::period_start(today, cap.period);
+        let used_before = st
+            .customer
+            .caps
+            .get(i)
+            .filter(|c| c.period == Some(start))
+            .map_or(Decimal::ZERO, |c| c.points);
+        let remaining = (cap.points - used_before - cx.cap_used[i]).max(Decimal::ZERO);
+        if allowed > remaining {
+            allowed = remaining;
+            by = Some(cap.text.clone());
+        }
+    }
+    for (i, cap) in ir.caps.iter().enumerate() {
+        if cap.kind == kind {
+            cx.cap_used[i] += allowed;
+        }
+    }
+    (allowed, by)
 }
 
 fn own_points(effs: &[Effect], event: &Event) -> Decimal {
@@ -801,6 +971,12 @@ fn check_rule<'a>(
         }
         return Fire::No;
     }
+    if let Some(why) = limit_reached(ev.ir, rule, cx) {
+        if explain {
+            note(out, ev.ir, c, rule, false, "limit", why, None);
+        }
+        return Fire::No;
+    }
     if let Some(cond) = &rule.cond {
         match ev.truthy(cond, cx) {
             Ok(true) => {}
@@ -848,6 +1024,136 @@ fn check_rule<'a>(
     Fire::Yes
 }
 
+/// A frequency limit or awards budget that stops the rule from firing now.
+fn limit_reached(ir: &ProgramIr, rule: &RuleIr, cx: &Ctx<'_>) -> Option<String> {
+    let st = cx.st?;
+    if rule.limits.is_empty() && rule.budget.is_none() {
+        return None;
+    }
+    let ri = ir.rules.iter().position(|r| std::ptr::eq(r, rule))?;
+    let counters = st.customer.counters.get(ri);
+    let today = cx.event.local.date;
+    let used = st.budgets.get(ri);
+    if let Some((amount, true)) = rule.budget {
+        let awards = used.map_or(0, |u| u.awards);
+        if Decimal::from(awards) >= amount {
+            return Some(format!("the campaign budget of {amount} awards is used up"));
+        }
+    }
+    for (li, l) in rule.limits.iter().enumerate() {
+        let LimitIr::Times {
+            n,
+            total,
+            period,
+            every,
+            text,
+        } = l
+        else {
+            continue;
+        };
+        if *total {
+            if used.map_or(0, |u| u.awards) >= u64::from(*n) {
+                return Some(format!("`{text}`: reached ({n} awards in total)"));
+            }
+            continue;
+        }
+        if let Some(secs) = every {
+            if let Some(last) = counters.and_then(|c| c.last_fired) {
+                let next = last + chrono::Duration::seconds(*secs);
+                if cx.event.time < next {
+                    return Some(format!("`{text}`: last fired at {}", last.to_rfc3339()));
+                }
+            }
+            continue;
+        }
+        let count = match counters.and_then(|c| c.limits.get(li)) {
+            Some(pc) => match period {
+                Some(p) if pc.period != Some(history::period_start(today, *p)) => 0,
+                _ => pc.count,
+            },
+            None => 0,
+        };
+        if count >= u64::from(*n) {
+            return Some(format!("`{text}`: already fired {count} times"));
+        }
+    }
+    None
+}
+
+/// Cut an award to what the rule's point caps, its budget and the program's
+/// caps still allow.
+fn cap_award(
+    ev: &Evaluator<'_>,
+    rule: &RuleIr,
+    cx: &mut Ctx<'_>,
+    kind: u16,
+    pts: Decimal,
+) -> (Decimal, Option<Capped>) {
+    let Some(st) = cx.st else { return (pts, None) };
+    let ir = ev.ir;
+    let today = cx.event.local.date;
+    let mut allowed = pts;
+    let mut by: Option<Arc<str>> = None;
+    let ri = ir.rules.iter().position(|r| std::ptr::eq(r, rule));
+    if let Some(ri) = ri {
+        for (li, l) in rule.limits.iter().enumerate() {
+            let LimitIr::Points {
+                points,
+                kind: k,
+                period,
+                text,
+            } = l
+            else {
+                continue;
+            };
+            if *k != kind || li >= 8 {
+                continue;
+            }
+            let before = st
+                .customer
+                .counters
+                .get(ri)
+                .and_then(|c| c.limits.get(li))
+                .filter(|pc| match period {
+                    Some(p) => pc.period == Some(history::period_start(today, *p)),
+                    None => true,
+                })
+                .map_or(Decimal::ZERO, |pc| pc.points);
+            let remaining = (*points - before - cx.rule_used[li]).max(Decimal::ZERO);
+            if allowed > remaining {
+                allowed = remaining;
+                by = Some(text.clone());
+            }
+        }
+        if let (Some((amount, false)), 0) = (rule.budget, kind) {
+            let before = st.budgets.get(ri).map_or(Decimal::ZERO, |u| u.points);
+            let remaining = (amount - before - cx.rule_used[8]).max(Decimal::ZERO);
+            if allowed > remaining {
+                allowed = remaining;
+                by = Some(Arc::from(format!("budget {amount} points").as_str()));
+            }
+        }
+    }
+    let (allowed, prog) = cap_program(ir, cx, kind, allowed);
+    if prog.is_some() {
+        by = prog;
+    }
+    for (li, l) in rule.limits.iter().enumerate().take(8) {
+        if matches!(l, LimitIr::Points { kind: k, .. } if *k == kind) {
+            cx.rule_used[li] += allowed;
+        }
+    }
+    if kind == 0 {
+        cx.rule_used[8] += allowed;
+    }
+    let capped = by.map(|limit| Capped {
+        limit,
+        requested: pts,
+        remaining: allowed,
+    });
+    (allowed, capped)
+}
+
 /// Check the rule and compute its effects into `effs`. A rule whose effects
 /// fail to compute does not fire at all (no partial effects).
 #[allow(clippy::too_many_arguments)]
@@ -866,6 +1172,7 @@ fn try_rule<'a>(
     }
     let start = effs.len();
     let deferred_start = deferred.len();
+    cx.rule_used = [Decimal::ZERO; 9];
     let mut skipped: Vec<String> = Vec::new();
     for e in &rule.effects {
         match effect(ev, rule, e, cx, effs, deferred, &mut skipped) {
@@ -993,11 +1300,19 @@ fn effect<'a>(
                 pts = -pts;
             }
             if let Some(who) = target(ev, to, cx, skipped)? {
+                let mut capped = None;
+                if pts.is_sign_positive() && !pts.is_zero() && Arc::ptr_eq(&who, &cx.event.customer)
+                {
+                    let (allowed, c) = cap_award(ev, rule, cx, *kind, pts);
+                    pts = allowed;
+                    capped = c;
+                }
                 effs.push(Effect::Award {
                     rule: rule.name.clone(),
                     customer: who,
                     kind: ir.kinds[*kind as usize].clone(),
                     points: pts,
+                    capped,
                 });
             }
         }

@@ -123,10 +123,26 @@ fn item_text(out: &mut String, item: &Item) {
         Item::Pending(n, u, _) => {
             let _ = writeln!(out, "points are pending for {n} {}", unit(*u));
         }
-        Item::ProgramCap { points, kind, period, .. } => {
-            let _ = writeln!(out, "at most {points} {} per customer per {}", kind_points(kind), unit1(*period));
+        Item::ProgramCap {
+            points,
+            kind,
+            period,
+            ..
+        } => {
+            let _ = writeln!(
+                out,
+                "at most {points} {} per customer per {}",
+                kind_points(kind),
+                unit1(*period)
+            );
         }
-        Item::TierQualification { metric, window: w, thresholds, review, .. } => {
+        Item::TierQualification {
+            metric,
+            window: w,
+            thresholds,
+            review,
+            ..
+        } => {
             let m = match metric {
                 TierMetric::Spend => "spend".to_string(),
                 TierMetric::Visits => "visits".to_string(),
@@ -134,11 +150,19 @@ fn item_text(out: &mut String, item: &Item) {
             };
             let _ = writeln!(out, "tiers by {m} {}", window(*w));
             for (name, amount, money) in thresholds {
-                let v = if *money { format!("${amount}") } else { amount.to_string() };
+                let v = if *money {
+                    format!("${amount}")
+                } else {
+                    amount.to_string()
+                };
                 let _ = writeln!(out, "  {} from {v}", name.text);
             }
             if let Some((n, u, drop_one)) = review {
-                let d = if *drop_one { ", drop one tier at most" } else { "" };
+                let d = if *drop_one {
+                    ", drop one tier at most"
+                } else {
+                    ""
+                };
                 let _ = writeln!(out, "  review every {n} {}{d}", unit(*u));
             }
         }
@@ -261,8 +285,18 @@ fn rule(out: &mut String, r: &Rule) {
             }
             Clause::Stop(_) => out.push_str("stop processing"),
             Clause::Effect(e) => out.push_str(&effect(e)),
-            Clause::Limit(Limit::Times { n, total, period, every, .. }) => {
-                let times = if *n == 1 { "once".to_string() } else { format!("{n} times") };
+            Clause::Limit(Limit::Times {
+                n,
+                total,
+                period,
+                every,
+                ..
+            }) => {
+                let times = if *n == 1 {
+                    "once".to_string()
+                } else {
+                    format!("{n} times")
+                };
                 let scope = if *total { " in total" } else { " per customer" };
                 let when = match (period, every) {
                     (Some(p), _) => format!(" per {}", unit1(*p)),
@@ -278,15 +312,28 @@ fn rule(out: &mut String, r: &Rule) {
                 };
                 let _ = write!(out, "at most {times}{scope}{when}");
             }
-            Clause::Limit(Limit::Points { points, kind, period, .. }) => {
+            Clause::Limit(Limit::Points {
+                points,
+                kind,
+                period,
+                ..
+            }) => {
                 let when = match period {
                     Some(p) => format!(" per {}", unit1(*p)),
                     None => String::new(),
                 };
-                let _ = write!(out, "at most {points} {} per customer{when}", kind_points(kind));
+                let _ = write!(
+                    out,
+                    "at most {points} {} per customer{when}",
+                    kind_points(kind)
+                );
             }
             Clause::Budget { amount, awards, .. } => {
-                let _ = write!(out, "budget {amount} {}", if *awards { "awards" } else { "points" });
+                let _ = write!(
+                    out,
+                    "budget {amount} {}",
+                    if *awards { "awards" } else { "points" }
+                );
             }
             Clause::Expiry(e, _) => {
                 let _ = write!(out, "points expire {}", expiry(*e));
@@ -601,7 +648,11 @@ fn expr(e: &Expr) -> String {
             History::Points(k, w) => format!("{} earned {}", kind_points(k), window(*w)),
             History::First(ev) => format!("first {}", ev.text),
             History::Streak(weeks, ev) => {
-                format!("streak of {} with {}", if *weeks { "weeks" } else { "days" }, ev.text)
+                format!(
+                    "streak of {} with {}",
+                    if *weeks { "weeks" } else { "days" },
+                    ev.text
+                )
             }
             History::DaysSinceLast(ev) => format!("days since last {}", ev.text),
         },

@@ -71,12 +71,24 @@ impl Node {
 /// A history query against the customer's state.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum HistIr {
-    Count { ty: u16, window: Window },
+    Count {
+        ty: u16,
+        window: Window,
+    },
     /// index into `ProgramIr::tracked`
-    Sum { idx: u16, window: Window },
-    Points { kind: u16, window: Window },
+    Sum {
+        idx: u16,
+        window: Window,
+    },
+    Points {
+        kind: u16,
+        window: Window,
+    },
     First(u16),
-    Streak { ty: u16, weeks: bool },
+    Streak {
+        ty: u16,
+        weeks: bool,
+    },
     DaysSinceLast(u16),
 }
 

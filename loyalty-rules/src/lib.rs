@@ -43,22 +43,33 @@ pub mod ast;
 mod check;
 mod compile;
 mod complete;
+mod engine;
 mod error;
 mod eval;
 mod format;
+mod history;
 mod input;
 mod ir;
+mod ledger;
 mod limits;
 mod outcome;
 mod parser;
 mod schema;
+mod state;
 
 use std::sync::Arc;
 
 pub use complete::Completion;
+pub use engine::{Engine, ReplayStats};
 pub use error::{Diagnostic, Error, ErrorKind, Severity};
 pub use input::{Customer, Event};
-pub use outcome::{Effect, Explanation, Outcome, RuleError, SeenValue};
+pub use outcome::{
+    Capped, Effect, Explanation, LedgerEntry, Outcome, RuleError, SeenValue, Status,
+};
+pub use state::{
+    Balances, BudgetUse, CustomerState, DayBucket, EventAwards, EventHistory, Lot, PeriodCounter,
+    PointsHistory, RewardGrant, RuleCounters, Snapshot,
+};
 
 use error::Sink;
 

@@ -23,6 +23,17 @@ pub struct Outcome {
     /// Rules that failed at run time (e.g. division by zero); they did not fire.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<RuleError>,
+    /// For the engine: `applied`, `duplicate` (seen before: nothing changed)
+    /// or `rejected` (see `reason`: nothing changed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Why the event was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Changes to point ledgers besides awards: releases, expiries,
+    /// redemptions, reversals, tier changes by qualification.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<LedgerEntry>,
     /// Why each rule for this event fired or not (only from `explain`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub explanation: Option<Vec<Explanation>>,
@@ -33,6 +44,67 @@ impl Outcome {
     pub fn to_json_string(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// What the engine did with an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Processed; the effects were applied.
+    Applied,
+    /// Its id was processed before; nothing changed.
+    Duplicate,
+    /// Refused (late, or a redemption without enough points); nothing changed.
+    Rejected,
+}
+
+/// A ledger change made by the engine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+pub enum LedgerEntry {
+    /// Pending points became available.
+    Released {
+        /// Whose.
+        customer: Arc<str>,
+        /// How many.
+        points: Decimal,
+    },
+    /// Points expired.
+    Expired {
+        /// Whose.
+        customer: Arc<str>,
+        /// How many.
+        points: Decimal,
+    },
+    /// Points spent on a redemption.
+    Redeemed {
+        /// Whose.
+        customer: Arc<str>,
+        /// How many.
+        points: Decimal,
+        /// For what.
+        reward: Arc<str>,
+    },
+    /// Points taken back by a refund of an earlier event.
+    Reversed {
+        /// Whose.
+        customer: Arc<str>,
+        /// How many.
+        points: Decimal,
+        /// The refunded event.
+        original: Arc<str>,
+    },
+    /// A tier change by qualification or review.
+    Tier {
+        /// Whose.
+        customer: Arc<str>,
+        /// Before.
+        from: Option<Arc<str>>,
+        /// After.
+        to: Option<Arc<str>>,
+        /// `qualified` or `review`.
+        reason: Arc<str>,
+    },
 }
 
 /// One effect of a fired rule.
@@ -49,6 +121,9 @@ pub enum Effect {
         kind: Arc<str>,
         /// How many, rounded by the program's policy.
         points: Decimal,
+        /// Set when a limit, cap or budget cut the award.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capped: Option<Capped>,
     },
     /// Extra points from a multiplier.
     Multiply {
@@ -125,6 +200,17 @@ pub enum Effect {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         months: Option<u32>,
     },
+}
+
+/// How a cap or budget cut an award.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Capped {
+    /// The limit, as written (`at most 1000 points per customer per month`).
+    pub limit: Arc<str>,
+    /// What the rule would have awarded.
+    pub requested: Decimal,
+    /// What the limit still allowed (and was awarded).
+    pub remaining: Decimal,
 }
 
 /// A rule that failed while running.

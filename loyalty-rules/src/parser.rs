@@ -399,9 +399,10 @@ impl Builder<'_, '_> {
                     .map(unquote)
                     .collect(),
             ),
-            Rule::expiry_setting => {
-                Item::Expiry(self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?, span)
-            }
+            Rule::expiry_setting => Item::Expiry(
+                self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?,
+                span,
+            ),
             Rule::pending_setting => {
                 let mut n = 0;
                 let mut unit = PeriodUnit::Day;
@@ -426,7 +427,12 @@ impl Builder<'_, '_> {
                         _ => {}
                     }
                 }
-                Item::ProgramCap { points, kind, period, span }
+                Item::ProgramCap {
+                    points,
+                    kind,
+                    period,
+                    span,
+                }
             }
             Rule::tier_qualification => {
                 let mut metric = TierMetric::Spend;
@@ -452,7 +458,8 @@ impl Builder<'_, '_> {
                         Rule::tier_threshold => {
                             let mut it = x.into_inner();
                             let name = name_of(&it.next()?);
-                            let v = it.find(|y| matches!(y.as_rule(), Rule::money | Rule::number))?;
+                            let v =
+                                it.find(|y| matches!(y.as_rule(), Rule::money | Rule::number))?;
                             let money = v.as_rule() == Rule::money;
                             let text = v.as_str().trim_start_matches(['$', '€', '£']);
                             let Some(amount) = parse_number(text) else {
@@ -478,7 +485,13 @@ impl Builder<'_, '_> {
                         _ => {}
                     }
                 }
-                Item::TierQualification { metric, window, thresholds, review, span }
+                Item::TierQualification {
+                    metric,
+                    window,
+                    thresholds,
+                    review,
+                    span,
+                }
             }
             Rule::kinds_decl => Item::PointKinds(
                 inner
@@ -668,7 +681,12 @@ impl Builder<'_, '_> {
                         Rule::every_span => {
                             let mut it = x.into_inner();
                             let k = self.small_int(&it.find(|y| y.as_rule() == Rule::integer)?)?;
-                            let u = match it.find(|y| y.as_rule() == Rule::span_unit)?.into_inner().next()?.as_rule() {
+                            let u = match it
+                                .find(|y| y.as_rule() == Rule::span_unit)?
+                                .into_inner()
+                                .next()?
+                                .as_rule()
+                            {
                                 Rule::kw_hours => SpanUnit::Hour,
                                 Rule::kw_weeks => SpanUnit::Week,
                                 _ => SpanUnit::Day,
@@ -680,9 +698,20 @@ impl Builder<'_, '_> {
                     }
                 }
                 Clause::Limit(if is_times {
-                    Limit::Times { n, total, period, every, span }
+                    Limit::Times {
+                        n,
+                        total,
+                        period,
+                        every,
+                        span,
+                    }
                 } else {
-                    Limit::Points { points, kind, period, span }
+                    Limit::Points {
+                        points,
+                        kind,
+                        period,
+                        span,
+                    }
                 })
             }
             Rule::budget_clause => {
@@ -695,11 +724,16 @@ impl Builder<'_, '_> {
                         _ => {}
                     }
                 }
-                Clause::Budget { amount, awards, span }
+                Clause::Budget {
+                    amount,
+                    awards,
+                    span,
+                }
             }
-            Rule::rule_expiry => {
-                Clause::Expiry(self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?, span)
-            }
+            Rule::rule_expiry => Clause::Expiry(
+                self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?,
+                span,
+            ),
             _ => Clause::Effect(self.effect(kind, inner, span)?),
         })
     }
@@ -880,7 +914,12 @@ impl Builder<'_, '_> {
         match p.as_str().parse::<u32>() {
             Ok(v) if v <= 100_000 => Some(v),
             _ => {
-                self.sink.error(ErrorKind::Syntax, span_of(p), format!("`{}` is too large here", p.as_str()), None);
+                self.sink.error(
+                    ErrorKind::Syntax,
+                    span_of(p),
+                    format!("`{}` is too large here", p.as_str()),
+                    None,
+                );
                 None
             }
         }
@@ -914,7 +953,12 @@ impl Builder<'_, '_> {
                     }
                 }
                 if n == 0 {
-                    self.sink.error(ErrorKind::InvalidRule, span, "a window must be at least 1 long", None);
+                    self.sink.error(
+                        ErrorKind::InvalidRule,
+                        span,
+                        "a window must be at least 1 long",
+                        None,
+                    );
                     return None;
                 }
                 Window::Last(n, unit)
@@ -926,7 +970,9 @@ impl Builder<'_, '_> {
         let e = p.into_inner().next()?;
         Some(match e.as_rule() {
             Rule::kw_never => ExpirySpec::Never,
-            Rule::expiry_end => ExpirySpec::EndOf(period_unit(e.into_inner().find(|x| x.as_rule() == Rule::period_unit)?)),
+            Rule::expiry_end => ExpirySpec::EndOf(period_unit(
+                e.into_inner().find(|x| x.as_rule() == Rule::period_unit)?,
+            )),
             _ => {
                 let mut n = 1;
                 let mut unit = PeriodUnit::Month;
@@ -1292,12 +1338,19 @@ impl Builder<'_, '_> {
                 let h = inner.next()?;
                 let hk = h.as_rule();
                 let mut parts: Vec<Pair<'_, Rule>> = h.into_inner().collect();
-                let window_pair = parts.iter().position(|x| x.as_rule() == Rule::window).map(|i| parts.remove(i));
+                let window_pair = parts
+                    .iter()
+                    .position(|x| x.as_rule() == Rule::window)
+                    .map(|i| parts.remove(i));
                 let window = match window_pair {
                     Some(w) => self.window(w)?,
                     None => Window::Ever,
                 };
-                let word = parts.iter().rev().find(|x| x.as_rule() == Rule::word).map(name_of);
+                let word = parts
+                    .iter()
+                    .rev()
+                    .find(|x| x.as_rule() == Rule::word)
+                    .map(name_of);
                 let hist = match hk {
                     Rule::hist_count => History::Count(word?, window),
                     Rule::hist_sum => {
@@ -1313,7 +1366,9 @@ impl Builder<'_, '_> {
                         window,
                     ),
                     Rule::first_event => History::First(word?),
-                    Rule::streak => History::Streak(parts.iter().any(|x| x.as_rule() == Rule::kw_weeks), word?),
+                    Rule::streak => {
+                        History::Streak(parts.iter().any(|x| x.as_rule() == Rule::kw_weeks), word?)
+                    }
                     _ => History::DaysSinceLast(word?),
                 };
                 (Expr::new(ExprKind::History(hist), span), 2)

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use loyalty_rules::{Program, Severity};
+use loyalty_rules::{Engine, Program, Severity, Snapshot};
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +52,26 @@ enum Command {
         #[arg(long)]
         explain: bool,
         /// Print outcomes as JSON (one per line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a JSON Lines event stream with state: ledgers, limits, tiers,
+    /// expiry, refunds, duplicates. Prints a summary.
+    Run {
+        /// The program file.
+        file: PathBuf,
+        /// Events, one JSON object per line, in time order.
+        events: PathBuf,
+        /// State to start from (if the file exists) and to save at the end.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Write every outcome here as JSON Lines.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replay on this many threads (partitioned by customer).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -201,7 +221,146 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Run {
+            file,
+            events,
+            state,
+            out,
+            threads,
+            json,
+        } => run_replay(
+            &file,
+            &events,
+            state.as_deref(),
+            out.as_deref(),
+            threads,
+            json,
+        ),
     }
+}
+
+fn run_replay(
+    file: &Path,
+    events: &Path,
+    state: Option<&Path>,
+    out: Option<&Path>,
+    threads: usize,
+    json: bool,
+) -> Result<ExitCode, String> {
+    use std::io::{BufRead, BufReader, BufWriter, Write};
+    let program = compile(file)?;
+    let mut engine = match state {
+        Some(p) if p.exists() => {
+            let snap: Snapshot =
+                serde_json::from_str(&read(p)?).map_err(|e| format!("state file: {e}"))?;
+            Engine::from_snapshot(program, snap).map_err(|e| e.to_string())?
+        }
+        _ => Engine::new(program),
+    };
+    let f = std::fs::File::open(events)
+        .map_err(|e| format!("cannot open {}: {e}", events.display()))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {elapsed} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if len < 1_000_000 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let reader = BufReader::new(bar.wrap_read(f));
+    let mut writer = match out {
+        Some(p) => {
+            Some(BufWriter::new(std::fs::File::create(p).map_err(|e| {
+                format!("cannot create {}: {e}", p.display())
+            })?))
+        }
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let stats = if threads > 1 {
+        let mut evs = Vec::new();
+        let mut invalid = Vec::new();
+        for (i, line) in reader.lines().enumerate() {
+            let line = line.map_err(|e| e.to_string())?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match engine.program().event_from_json(&line) {
+                Ok(ev) => evs.push(ev),
+                Err(e) => invalid.push(format!("line {}: {e}", i + 1)),
+            }
+        }
+        let (outs, mut stats) = engine.replay_parallel(evs, threads);
+        if let Some(w) = writer.as_mut() {
+            for o in &outs {
+                writeln!(w, "{}", o.to_json_string()).map_err(|e| e.to_string())?;
+            }
+        }
+        stats.invalid = invalid.len() as u64;
+        stats.errors = invalid.into_iter().take(100).collect();
+        stats
+    } else {
+        let mut werr = None;
+        let stats = engine
+            .replay_jsonl(reader, |o| {
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = writeln!(w, "{}", o.to_json_string()) {
+                        werr.get_or_insert(e.to_string());
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        if let Some(e) = werr {
+            return Err(e);
+        }
+        stats
+    };
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(w) = writer.as_mut() {
+        w.flush().map_err(|e| e.to_string())?;
+    }
+    if let Some(p) = state {
+        let snap = serde_json::to_string(&engine.snapshot()).map_err(|e| e.to_string())?;
+        std::fs::write(p, snap).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&stats).map_err(|e| e.to_string())?
+        );
+    } else {
+        println!(
+            "{} events in {:.2}s ({:.0}/s{}): {} applied, {} duplicates, {} rejected, {} invalid",
+            stats.events + stats.invalid,
+            secs,
+            (stats.events + stats.invalid) as f64 / secs.max(1e-9),
+            if stats.parallel { ", parallel" } else { "" },
+            stats.applied,
+            stats.duplicates,
+            stats.rejected,
+            stats.invalid
+        );
+        println!(
+            "points: {} issued, {} deducted, {} redeemed, {} expired, {} reversed; {} customers",
+            stats.points_issued,
+            stats.points_deducted,
+            stats.points_redeemed,
+            stats.points_expired,
+            stats.points_reversed,
+            engine.customer_ids().len()
+        );
+        for (rule, pts) in &stats.per_rule {
+            println!("  {pts:>12}  {rule}");
+        }
+        for e in stats.errors.iter().take(10) {
+            eprintln!("  ! {e}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_human(o: &loyalty_rules::Outcome) {
@@ -217,7 +376,14 @@ fn print_human(o: &loyalty_rules::Outcome) {
                 customer,
                 kind,
                 points,
-            } => format!("{points:>8} {kind} to {customer}  ({rule})"),
+                capped,
+            } => match capped {
+                Some(c) => format!(
+                    "{points:>8} {kind} to {customer}  ({rule}; capped from {} by `{}`)",
+                    c.requested, c.limit
+                ),
+                None => format!("{points:>8} {kind} to {customer}  ({rule})"),
+            },
             Effect::Multiply {
                 rule,
                 factor,

@@ -1,0 +1,1471 @@
+//! The embedded engine: many customers in memory, a stream of events,
+//! limits, budgets, tiers, pending points, expiry, refunds and idempotency.
+//! See docs/LANGUAGE.md, "State".
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::ast::PeriodUnit;
+use crate::compile::Compiled;
+use crate::error::{Error, ErrorKind};
+use crate::eval::{self, round_points, StateCtx};
+use crate::history;
+use crate::input::{local_of, Customer, Event};
+use crate::ir::{LimitIr, ProgramIr, TierMetricIr};
+use crate::ledger;
+use crate::outcome::{Effect, LedgerEntry, Outcome, Status};
+use crate::schema::{Value, CU_TIER};
+use crate::state::*;
+use crate::Program;
+
+#[derive(Clone)]
+struct Entry {
+    state: CustomerState,
+    view: Customer,
+}
+
+/// Totals of a replay.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ReplayStats {
+    /// Events read.
+    pub events: u64,
+    /// Events applied.
+    pub applied: u64,
+    /// Events skipped as duplicates.
+    pub duplicates: u64,
+    /// Events rejected (late, or redemptions without enough points).
+    pub rejected: u64,
+    /// Events that could not be decoded (see `errors`).
+    pub invalid: u64,
+    /// Spendable points awarded (after caps), to anyone.
+    pub points_issued: Decimal,
+    /// Points deducted by rules.
+    pub points_deducted: Decimal,
+    /// Points expired.
+    pub points_expired: Decimal,
+    /// Points redeemed.
+    pub points_redeemed: Decimal,
+    /// Points reversed by refunds.
+    pub points_reversed: Decimal,
+    /// Points awarded per rule.
+    pub per_rule: Vec<(String, Decimal)>,
+    /// The first errors (up to 100), with their line or index.
+    pub errors: Vec<String>,
+    /// Whether the replay ran on several threads.
+    pub parallel: bool,
+}
+
+impl ReplayStats {
+    fn add(&mut self, o: &Outcome) {
+        self.events += 1;
+        match o.status {
+            Some(Status::Duplicate) => self.duplicates += 1,
+            Some(Status::Rejected) => self.rejected += 1,
+            _ => self.applied += 1,
+        }
+        for e in &o.effects {
+            if let Effect::Award {
+                rule, kind, points, ..
+            }
+            | Effect::Multiply {
+                rule, kind, points, ..
+            } = e
+            {
+                if &**kind != "points" {
+                    continue;
+                }
+                if points.is_sign_negative() {
+                    self.points_deducted -= *points;
+                } else {
+                    self.points_issued += *points;
+                }
+                match self.per_rule.iter_mut().find(|(r, _)| **r == **rule) {
+                    Some((_, p)) => *p += *points,
+                    None => self.per_rule.push((rule.to_string(), *points)),
+                }
+            }
+        }
+        for l in &o.ledger {
+            match l {
+                LedgerEntry::Expired { points, .. } => self.points_expired += *points,
+                LedgerEntry::Redeemed { points, .. } => self.points_redeemed += *points,
+                LedgerEntry::Reversed { points, .. } => self.points_reversed += *points,
+                _ => {}
+            }
+        }
+    }
+
+    fn sort(&mut self, program: &Program) {
+        let pos = |r: &str| {
+            program
+                .rule_names()
+                .position(|n| n == r)
+                .unwrap_or(usize::MAX)
+        };
+        self.per_rule.sort_by_key(|(r, _)| pos(r));
+    }
+}
+
+/// An engine holding every customer's state for one program.
+///
+/// `process` applies one event; `replay` many; `snapshot`/`from_snapshot`
+/// save and restore everything. Time only moves with the events (and
+/// `advance_to`): the engine never reads the clock.
+pub struct Engine {
+    program: Program,
+    customers: HashMap<Arc<str>, Entry>,
+    budgets: Vec<BudgetUse>,
+    clock: Option<DateTime<Utc>>,
+}
+
+struct Transfer {
+    to: Arc<str>,
+    effect: Effect,
+    rule: u32,
+}
+
+impl Engine {
+    /// An engine with no customers yet.
+    pub fn new(program: Program) -> Engine {
+        let budgets = program
+            .inner
+            .ir
+            .rules
+            .iter()
+            .map(|r| BudgetUse {
+                rule: r.name.to_string(),
+                points: Decimal::ZERO,
+                awards: 0,
+            })
+            .collect();
+        Engine {
+            program,
+            customers: HashMap::new(),
+            budgets,
+            clock: None,
+        }
+    }
+
+    /// Restore an engine from a snapshot (possibly taken with an earlier
+    /// version of the program: state is matched by event, rule and kind name).
+    pub fn from_snapshot(program: Program, snapshot: Snapshot) -> Result<Engine, Error> {
+        let mut e = Engine::new(program);
+        for b in snapshot.budgets {
+            if let Some(slot) = e.budgets.iter_mut().find(|x| x.rule == b.rule) {
+                *slot = b;
+            }
+        }
+        e.clock = snapshot.clock;
+        for st in snapshot.customers {
+            let st = align(&e.program.inner.ir, st);
+            let view = view_of(&e.program, &st)?;
+            e.customers
+                .insert(Arc::from(st.id.as_str()), Entry { state: st, view });
+        }
+        Ok(e)
+    }
+
+    /// Everything, customers sorted by id: restoring it and continuing gives
+    /// the same results as never having stopped.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut customers: Vec<CustomerState> =
+            self.customers.values().map(|e| e.state.clone()).collect();
+        customers.sort_by(|a, b| a.id.cmp(&b.id));
+        Snapshot {
+            customers,
+            budgets: self.budgets.clone(),
+            clock: self.clock,
+        }
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// One customer's state.
+    pub fn customer(&self, id: &str) -> Option<&CustomerState> {
+        self.customers.get(id).map(|e| &e.state)
+    }
+
+    /// Ids of all customers, sorted.
+    pub fn customer_ids(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.customers.keys().map(|k| &**k).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Campaign counters per rule.
+    pub fn budgets(&self) -> &[BudgetUse] {
+        &self.budgets
+    }
+
+    /// Create or update a customer's profile from customer JSON
+    /// (`{"id", "tier"?, "tags"?, "birthday"?, ...attributes}`). Balances
+    /// and history are kept. Checked against the program first: on error
+    /// nothing changes.
+    pub fn set_customer(&mut self, json: &serde_json::Value) -> Result<(), Error> {
+        let c = self.program.customer_from_value(json)?;
+        let id: Arc<str> = Arc::from(c.id());
+        let mut st = self
+            .customers
+            .get(&id)
+            .map(|e| e.state.clone())
+            .unwrap_or_else(|| new_state(&self.program.inner.ir, &id));
+        if let serde_json::Value::Object(m) = json {
+            for (k, v) in m {
+                match k.as_str() {
+                    "id" | "points" | "pending_points" => {}
+                    "tier" => st.tier = v.as_str().map(|s| s.to_ascii_lowercase()),
+                    "tags" => {
+                        st.tags = v
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_string))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    }
+                    _ => {
+                        st.profile.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let view = view_of(&self.program, &st)?;
+        self.customers.insert(id, Entry { state: st, view });
+        Ok(())
+    }
+
+    /// Decode and process one event given as JSON.
+    pub fn process_json(&mut self, json: &str) -> Result<Outcome, Error> {
+        let ev = self.program.event_from_json(json)?;
+        Ok(self.process(&ev))
+    }
+
+    /// Process one event: apply its effects to the customers' states.
+    /// A duplicate id or a late event changes nothing (see `Outcome::status`).
+    pub fn process(&mut self, event: &Event) -> Outcome {
+        let mut transfers = Vec::new();
+        let mut out = self.process_one(event, false, &mut transfers);
+        self.deliver(event, transfers, &mut out);
+        out
+    }
+
+    /// What `process` would do, without changing anything (a dry run with
+    /// the customer's history, limits and balances), with an explanation.
+    pub fn preview(&self, event: &Event) -> Outcome {
+        let mut scratch = Engine {
+            program: self.program.clone(),
+            customers: HashMap::new(),
+            budgets: self.budgets.clone(),
+            clock: self.clock,
+        };
+        if let Some(e) = self.customers.get(&event.customer) {
+            scratch.customers.insert(
+                event.customer.clone(),
+                Entry {
+                    state: e.state.clone(),
+                    view: e.view.clone(),
+                },
+            );
+        }
+        let mut transfers = Vec::new();
+        scratch.process_one(event, true, &mut transfers)
+    }
+
+    /// Move time to `t` for every customer: pending points are released,
+    /// points expire, tier reviews happen. Returns what changed.
+    pub fn advance_to(&mut self, t: DateTime<Utc>) -> Vec<LedgerEntry> {
+        let mut ledger = Vec::new();
+        let mut ids: Vec<Arc<str>> = self.customers.keys().cloned().collect();
+        ids.sort();
+        let ir = &self.program.inner.ir;
+        for id in ids {
+            if let Some(e) = self.customers.get_mut(&id) {
+                advance_customer(ir, &mut e.state, &id, t, &mut ledger);
+                refresh_view(&self.program, e);
+            }
+        }
+        self.clock = Some(self.clock.map_or(t, |c| c.max(t)));
+        ledger
+    }
+
+    /// Process events in order, calling `each` with every outcome.
+    pub fn replay_with<I, F>(&mut self, events: I, mut each: F) -> ReplayStats
+    where
+        I: IntoIterator<Item = Event>,
+        F: FnMut(&Outcome),
+    {
+        let mut stats = ReplayStats::default();
+        for ev in events {
+            let o = self.process(&ev);
+            stats.add(&o);
+            each(&o);
+        }
+        stats.sort(&self.program);
+        stats
+    }
+
+    /// Process events in order and return the totals.
+    pub fn replay<I: IntoIterator<Item = Event>>(&mut self, events: I) -> ReplayStats {
+        self.replay_with(events, |_| {})
+    }
+
+    /// Replay a JSON Lines stream of events. Lines that do not decode are
+    /// counted in `invalid` and listed in `errors` (with their line number);
+    /// the rest are processed.
+    pub fn replay_jsonl<R: BufRead, F: FnMut(&Outcome)>(
+        &mut self,
+        reader: R,
+        mut each: F,
+    ) -> Result<ReplayStats, Error> {
+        let mut stats = ReplayStats::default();
+        for (i, line) in reader.lines().enumerate() {
+            let line = line.map_err(|e| {
+                Error::input(
+                    ErrorKind::Json,
+                    None,
+                    format!("reading line {}: {e}", i + 1),
+                )
+            })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match self.program.event_from_json(&line) {
+                Ok(ev) => {
+                    let o = self.process(&ev);
+                    stats.add(&o);
+                    each(&o);
+                }
+                Err(e) => {
+                    stats.invalid += 1;
+                    if stats.errors.len() < 100 {
+                        stats.errors.push(format!("line {}: {e}", i + 1));
+                    }
+                }
+            }
+        }
+        stats.sort(&self.program);
+        Ok(stats)
+    }
+
+    /// Replay on `threads` threads, partitioned by customer, with exactly
+    /// the result of `replay` (states, outcomes in input order, totals).
+    ///
+    /// Customers linked by referrals (`referred_by`, `referee`) share a
+    /// partition, so awards to referrers stay inside it. A program with
+    /// campaign budgets or `in total` limits (shared by all customers, used
+    /// in event order) replays on one thread, as does any replay where an
+    /// award crosses partitions; `ReplayStats::parallel` tells which ran.
+    pub fn replay_parallel(
+        &mut self,
+        events: Vec<Event>,
+        threads: usize,
+    ) -> (Vec<Outcome>, ReplayStats) {
+        let threads = threads.clamp(1, 64);
+        let ir = &self.program.inner.ir;
+        let shared = ir.rules.iter().any(|r| {
+            r.budget.is_some()
+                || r.limits
+                    .iter()
+                    .any(|l| matches!(l, LimitIr::Times { total: true, .. }))
+        });
+        if threads == 1 || shared || events.len() < 2 {
+            return self.replay_collect(events);
+        }
+        // Union customers linked by referral fields.
+        let mut uf = UnionFind::default();
+        for (id, e) in &self.customers {
+            uf.add(id);
+            if let Some(r) = e.state.profile.get("referred_by").and_then(|v| v.as_str()) {
+                uf.union(id, r);
+            }
+        }
+        for ev in &events {
+            uf.add(&ev.customer);
+            for (slot, f) in ir.events[ev.ty as usize].fields.iter().enumerate() {
+                if matches!(f.name.as_str(), "referred_by" | "referee") {
+                    if let Some(Value::Text(r)) = ev.fields.get(slot) {
+                        uf.union(&ev.customer, r);
+                    }
+                }
+            }
+        }
+        let part_of = |id: &str, uf: &mut UnionFind| -> usize {
+            let root = uf.find(id);
+            (fnv(&root) % threads as u64) as usize
+        };
+        let mut parts: Vec<Vec<(usize, Event)>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, ev) in events.into_iter().enumerate() {
+            let p = part_of(&ev.customer, &mut uf);
+            parts[p].push((i, ev));
+        }
+        let initial_budgets = self.budgets.clone();
+        // kept in case an award crosses partitions and we must start over
+        let backup = self.customers.clone();
+        let mut engines: Vec<Engine> = (0..threads)
+            .map(|_| Engine {
+                program: self.program.clone(),
+                customers: HashMap::new(),
+                budgets: initial_budgets.clone(),
+                clock: self.clock,
+            })
+            .collect();
+        let ids: Vec<Arc<str>> = self.customers.keys().cloned().collect();
+        let mut moved: Vec<(usize, Arc<str>)> = Vec::new();
+        for id in ids {
+            let p = part_of(&id, &mut uf);
+            if let Some(e) = self.customers.remove(&id) {
+                engines[p].customers.insert(id.clone(), e);
+                moved.push((p, id));
+            }
+        }
+        let results: Vec<(Vec<(usize, Outcome)>, bool)> = std::thread::scope(|s| {
+            let handles: Vec<_> = engines
+                .iter_mut()
+                .zip(parts.iter())
+                .enumerate()
+                .map(|(p, (eng, evs))| {
+                    let mut uf_local = uf.clone();
+                    s.spawn(move || {
+                        let mut outs = Vec::with_capacity(evs.len());
+                        let mut crossed = false;
+                        for (i, ev) in evs {
+                            let mut transfers = Vec::new();
+                            let mut o = eng.process_one(ev, false, &mut transfers);
+                            for t in &transfers {
+                                let tp = (fnv(&uf_local.find(&t.to)) % threads as u64) as usize;
+                                if tp != p {
+                                    crossed = true;
+                                }
+                            }
+                            eng.deliver(ev, transfers, &mut o);
+                            outs.push((*i, o));
+                        }
+                        (outs, crossed)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        let crossed = results.iter().any(|(_, c)| *c);
+        if crossed {
+            // Put the initial states back and replay on one thread.
+            drop(moved);
+            self.customers = backup;
+            self.budgets = initial_budgets;
+            let mut evs: Vec<(usize, Event)> = parts.into_iter().flatten().collect();
+            evs.sort_by_key(|(i, _)| *i);
+            return self.replay_collect(evs.into_iter().map(|(_, e)| e).collect());
+        }
+        drop(backup);
+        // Merge: customers, budgets (sum of deltas), clock, outcomes in input order.
+        let mut merged_budgets = initial_budgets.clone();
+        for eng in &engines {
+            for (m, (b, init)) in merged_budgets
+                .iter_mut()
+                .zip(eng.budgets.iter().zip(&initial_budgets))
+            {
+                m.points += b.points - init.points;
+                m.awards += b.awards - init.awards;
+            }
+        }
+        let mut clock = self.clock;
+        for eng in engines {
+            clock = match (clock, eng.clock) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+            self.customers.extend(eng.customers);
+        }
+        self.budgets = merged_budgets;
+        self.clock = clock;
+        let mut all: Vec<(usize, Outcome)> = results.into_iter().flat_map(|(o, _)| o).collect();
+        all.sort_by_key(|(i, _)| *i);
+        let mut stats = ReplayStats {
+            parallel: true,
+            ..ReplayStats::default()
+        };
+        let outs: Vec<Outcome> = all.into_iter().map(|(_, o)| o).collect();
+        for o in &outs {
+            stats.add(o);
+        }
+        stats.sort(&self.program);
+        (outs, stats)
+    }
+
+    fn replay_collect(&mut self, events: Vec<Event>) -> (Vec<Outcome>, ReplayStats) {
+        let mut outs = Vec::with_capacity(events.len());
+        let stats = self.replay_with(events, |o| outs.push(o.clone()));
+        (outs, stats)
+    }
+
+    /// Apply awards and rewards for other customers (referrers).
+    fn deliver(&mut self, event: &Event, transfers: Vec<Transfer>, _out: &mut Outcome) {
+        for t in transfers {
+            let ir = &self.program.inner.ir;
+            if !self.customers.contains_key(&t.to) {
+                let st = new_state(ir, &t.to);
+                match view_of(&self.program, &st) {
+                    Ok(view) => {
+                        self.customers
+                            .insert(t.to.clone(), Entry { state: st, view });
+                    }
+                    Err(_) => continue,
+                }
+            }
+            let Some(e) = self.customers.get_mut(&t.to) else {
+                continue;
+            };
+            let rule = &ir.rules[t.rule as usize];
+            match &t.effect {
+                Effect::Award { kind, points, .. } => {
+                    let k = ir.kinds.iter().position(|x| **x == **kind).unwrap_or(0);
+                    credit(
+                        ir,
+                        &mut e.state,
+                        event,
+                        rule.name.as_ref(),
+                        rule.expiry,
+                        k,
+                        *points,
+                        false,
+                    );
+                }
+                Effect::Reward { reward, .. } => e.state.rewards.push(RewardGrant {
+                    reward: reward.to_string(),
+                    at: event.time,
+                    event: event.id.to_string(),
+                }),
+                _ => {}
+            }
+            refresh_view(&self.program, e);
+        }
+    }
+
+    fn process_one(
+        &mut self,
+        event: &Event,
+        explain: bool,
+        transfers: &mut Vec<Transfer>,
+    ) -> Outcome {
+        let program = self.program.clone();
+        let c: &Compiled = &program.inner;
+        let ir = &c.ir;
+        let id = event.customer.clone();
+        if !self.customers.contains_key(&id) {
+            let st = new_state(ir, &id);
+            let view = match view_of(&self.program, &st) {
+                Ok(v) => v,
+                Err(e) => return rejected(event, e.to_string()),
+            };
+            self.customers.insert(id.clone(), Entry { state: st, view });
+        }
+        let Some(entry) = self.customers.get_mut(&id) else {
+            return rejected(event, "internal: customer missing".into());
+        };
+        // Checks that refuse the event leave everything unchanged.
+        if entry.state.processed.contains(&*event.id) {
+            let mut o = empty(event);
+            o.status = Some(Status::Duplicate);
+            return o;
+        }
+        if let Some(last) = entry.state.last_event_at {
+            if event.time < last {
+                return rejected(
+                    event,
+                    format!(
+                        "late event: {} is before this customer's last event at {}",
+                        event.time.to_rfc3339(),
+                        last.to_rfc3339()
+                    ),
+                );
+            }
+        }
+        let ev_name: &str = &event.type_name;
+        let field = |name: &str| {
+            ir.events[event.ty as usize]
+                .field(name)
+                .and_then(|s| event.fields.get(s))
+        };
+        if ev_name == "redemption" {
+            let need = match field("points") {
+                Some(Value::Num(p)) => *p,
+                _ => Decimal::ZERO,
+            };
+            if need <= Decimal::ZERO {
+                return rejected(
+                    event,
+                    "a redemption must spend a positive number of points".into(),
+                );
+            }
+            let avail = ledger::available_at(&entry.state, event.time);
+            if avail < need {
+                return rejected(
+                    event,
+                    format!("insufficient points: {avail} available, {need} needed"),
+                );
+            }
+        }
+
+        let mut ledger_entries = Vec::new();
+        let st = &mut entry.state;
+        advance_customer(ir, st, &id, event.time, &mut ledger_entries);
+        // history includes the current event
+        record_history(ir, st, event);
+        if ev_name == "redemption" {
+            let need = match field("points") {
+                Some(Value::Num(p)) => *p,
+                _ => Decimal::ZERO,
+            };
+            let reward = match field("reward") {
+                Some(Value::Text(r)) => Arc::from(&**r),
+                _ => Arc::from(""),
+            };
+            ledger::redeem(st, need);
+            ledger_entries.push(LedgerEntry::Redeemed {
+                customer: id.clone(),
+                points: need,
+                reward,
+            });
+        }
+        if ev_name == "refund" {
+            if let (Some(Value::Text(orig)), Some(Value::Num(amount))) =
+                (field("original"), field("amount"))
+            {
+                refund(
+                    ir,
+                    st,
+                    &mut self.budgets,
+                    event,
+                    orig,
+                    *amount,
+                    &mut ledger_entries,
+                );
+            }
+        }
+        refresh_view(&self.program, entry);
+        let entry = self.customers.get(&id).expect("present");
+        let (mut out, fired) = eval::run_with(
+            c,
+            event,
+            &entry.view,
+            explain,
+            Some(StateCtx {
+                customer: &entry.state,
+                budgets: &self.budgets,
+            }),
+        );
+        let entry = self.customers.get_mut(&id).expect("present");
+        let tier_before = entry.state.tier.clone();
+        commit(
+            ir,
+            &mut entry.state,
+            &mut self.budgets,
+            event,
+            &out,
+            &fired,
+            transfers,
+        );
+        qualify_tier(ir, &mut entry.state, &id, event, &mut ledger_entries);
+        refresh_view(&self.program, entry);
+        // A tier change runs the `tier_change` rules (one level deep).
+        if entry.state.tier != tier_before {
+            if let Some(tc) = ir.events.iter().position(|e| e.name == "tier_change") {
+                if !c.by_event[tc].is_empty() {
+                    let tier_val = |t: &Option<String>| match t
+                        .as_ref()
+                        .and_then(|n| ir.tiers.iter().position(|x| **x == **n))
+                    {
+                        Some(i) => Value::Tier(i as u16),
+                        None => Value::Null,
+                    };
+                    let derived = Event {
+                        ty: tc as u16,
+                        type_name: Arc::from("tier_change"),
+                        id: Arc::from(format!("{}#tier", event.id).as_str()),
+                        customer: id.clone(),
+                        time: event.time,
+                        local: local_of(ir, event.time),
+                        fields: vec![
+                            Value::Text(format!("{}#tier", event.id).into()),
+                            Value::Text((*id).into()),
+                            Value::DateTime(event.time),
+                            tier_val(&tier_before),
+                            tier_val(&entry.state.tier),
+                        ],
+                    };
+                    let entry = self.customers.get(&id).expect("present");
+                    let (o2, fired2) = eval::run_with(
+                        c,
+                        &derived,
+                        &entry.view,
+                        explain,
+                        Some(StateCtx {
+                            customer: &entry.state,
+                            budgets: &self.budgets,
+                        }),
+                    );
+                    let entry = self.customers.get_mut(&id).expect("present");
+                    commit(
+                        ir,
+                        &mut entry.state,
+                        &mut self.budgets,
+                        &derived,
+                        &o2,
+                        &fired2,
+                        transfers,
+                    );
+                    refresh_view(&self.program, entry);
+                    out.effects.extend(o2.effects);
+                    out.errors.extend(o2.errors);
+                    if let (Some(a), Some(b)) = (out.explanation.as_mut(), o2.explanation) {
+                        a.extend(b);
+                    }
+                    let mut total = out.points + o2.points;
+                    total.rescale(ir.decimals);
+                    out.points = total;
+                }
+            }
+        }
+        let entry = self.customers.get_mut(&id).expect("present");
+        entry.state.processed.insert(event.id.to_string());
+        entry.state.last_event_at = Some(event.time);
+        self.clock = Some(self.clock.map_or(event.time, |c| c.max(event.time)));
+        out.status = Some(Status::Applied);
+        out.ledger = ledger_entries;
+        out
+    }
+}
+
+fn empty(event: &Event) -> Outcome {
+    Outcome {
+        event: event.id.clone(),
+        event_type: event.type_name.clone(),
+        customer: event.customer.clone(),
+        points: Decimal::ZERO,
+        effects: Vec::new(),
+        errors: Vec::new(),
+        explanation: None,
+        status: None,
+        reason: None,
+        ledger: Vec::new(),
+    }
+}
+
+fn rejected(event: &Event, reason: String) -> Outcome {
+    let mut o = empty(event);
+    o.status = Some(Status::Rejected);
+    o.reason = Some(reason);
+    o
+}
+
+fn new_state(ir: &ProgramIr, id: &str) -> CustomerState {
+    align(
+        ir,
+        CustomerState {
+            id: id.to_string(),
+            ..CustomerState::default()
+        },
+    )
+}
+
+/// Make the state's per-event, per-kind, per-rule and per-cap vectors line
+/// up with the program (matching by name; unknown entries are dropped).
+fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
+    let mut old = std::mem::take(&mut st.history);
+    st.history = ir
+        .events
+        .iter()
+        .enumerate()
+        .map(|(ti, e)| {
+            let fields: Vec<String> = ir
+                .tracked
+                .iter()
+                .filter(|(t, _)| *t as usize == ti)
+                .map(|(_, s)| e.fields[*s as usize].name.clone())
+                .collect();
+            match old.iter().position(|h| h.event == e.name) {
+                Some(i) => {
+                    let mut h = old.swap_remove(i);
+                    if h.fields != fields {
+                        // realign sums by field name
+                        let pick = |sums: &[Decimal], names: &[String]| -> Vec<Decimal> {
+                            fields
+                                .iter()
+                                .map(|f| {
+                                    names
+                                        .iter()
+                                        .position(|n| n == f)
+                                        .and_then(|p| sums.get(p).copied())
+                                        .unwrap_or_default()
+                                })
+                                .collect()
+                        };
+                        h.totals = pick(&h.totals, &h.fields);
+                        for b in &mut h.days {
+                            b.sums = pick(&b.sums, &h.fields);
+                        }
+                        h.fields = fields;
+                    }
+                    h
+                }
+                None => EventHistory {
+                    event: e.name.clone(),
+                    total: 0,
+                    totals: vec![Decimal::ZERO; fields.len()],
+                    fields,
+                    last_at: None,
+                    prev_at: None,
+                    days: Vec::new(),
+                    streak_days: 0,
+                    streak_day: None,
+                    streak_weeks: 0,
+                    streak_week: None,
+                },
+            }
+        })
+        .collect();
+    let mut old_points = std::mem::take(&mut st.points_history);
+    st.points_history = ir
+        .kinds
+        .iter()
+        .map(|k| match old_points.iter().position(|h| *h.kind == **k) {
+            Some(i) => old_points.swap_remove(i),
+            None => PointsHistory {
+                kind: k.to_string(),
+                total: Decimal::ZERO,
+                days: Vec::new(),
+            },
+        })
+        .collect();
+    let mut old_counters = std::mem::take(&mut st.counters);
+    st.counters = ir
+        .rules
+        .iter()
+        .map(|r| {
+            let mut c = match old_counters.iter().position(|c| *c.rule == *r.name) {
+                Some(i) => old_counters.swap_remove(i),
+                None => RuleCounters {
+                    rule: r.name.to_string(),
+                    ..RuleCounters::default()
+                },
+            };
+            c.limits.resize(r.limits.len(), PeriodCounter::default());
+            c
+        })
+        .collect();
+    st.caps.resize(ir.caps.len(), PeriodCounter::default());
+    let mut kinds: Vec<(String, Decimal)> = ir
+        .kinds
+        .iter()
+        .skip(1)
+        .map(|k| (k.to_string(), Decimal::ZERO))
+        .collect();
+    for (k, v) in std::mem::take(&mut st.kinds) {
+        if let Some(slot) = kinds.iter_mut().find(|(n, _)| *n == k) {
+            slot.1 = v;
+        }
+    }
+    st.kinds = kinds;
+    old.clear();
+    st
+}
+
+/// The customer as the rules see it.
+fn view_of(program: &Program, st: &CustomerState) -> Result<Customer, Error> {
+    let mut m = st.profile.clone();
+    m.insert("id".into(), st.id.clone().into());
+    if let Some(t) = &st.tier {
+        m.insert("tier".into(), t.clone().into());
+    }
+    m.insert("tags".into(), st.tags.clone().into());
+    m.insert("points".into(), st.balances.available.to_string().into());
+    m.insert(
+        "pending_points".into(),
+        st.balances.pending.to_string().into(),
+    );
+    program.customer_from_value(&serde_json::Value::Object(m))
+}
+
+/// Keep the rules' view in step with the state (balances cheaply; the rest
+/// when it changed).
+fn refresh_view(program: &Program, e: &mut Entry) {
+    let ir = &program.inner.ir;
+    let tier_now = e
+        .state
+        .tier
+        .as_ref()
+        .and_then(|t| ir.tiers.iter().position(|x| **x == **t));
+    let tier_view = match e.view.fields.get(CU_TIER) {
+        Some(Value::Tier(t)) => Some(*t as usize),
+        _ => None,
+    };
+    let tags_same = match e.view.fields.get(2) {
+        Some(Value::List(l)) => {
+            l.len() == e.state.tags.len()
+                && l.iter()
+                    .zip(&e.state.tags)
+                    .all(|(a, b)| matches!(a, Value::Text(t) if **t == **b))
+        }
+        _ => false,
+    };
+    if tier_now != tier_view || !tags_same {
+        if let Ok(v) = view_of(program, &e.state) {
+            e.view = v;
+        }
+    }
+    if e.view.fields.len() > 4 {
+        e.view.fields[3] = Value::Num(e.state.balances.available);
+        e.view.fields[4] = Value::Num(e.state.balances.pending);
+    }
+}
+
+fn advance_customer(
+    ir: &ProgramIr,
+    st: &mut CustomerState,
+    id: &Arc<str>,
+    now: DateTime<Utc>,
+    out: &mut Vec<LedgerEntry>,
+) {
+    ledger::advance(st, now, id, out);
+    // tier review
+    let Some(tiering) = &ir.tiering else { return };
+    let Some((n, unit, drop_one)) = tiering.review else {
+        return;
+    };
+    for _ in 0..1000 {
+        let (Some(cur), Some(since)) = (st.tier.clone(), st.tier_since) else {
+            return;
+        };
+        let Some(due) = history::add_period(since, ir.tz, n, unit) else {
+            return;
+        };
+        if due > now {
+            return;
+        }
+        let cur_i = ir.tiers.iter().position(|t| **t == *cur);
+        let q = qualified(ir, st, due);
+        let new = match (cur_i, q) {
+            (Some(c), q) if q.is_none_or(|q| q < c) => {
+                if drop_one {
+                    if c == 0 {
+                        None
+                    } else {
+                        Some(q.map_or(c - 1, |q| q.max(c - 1)))
+                    }
+                } else {
+                    q
+                }
+            }
+            (c, _) => c,
+        };
+        let new_name = new.map(|i| ir.tiers[i].to_string());
+        if new_name != st.tier {
+            out.push(LedgerEntry::Tier {
+                customer: id.clone(),
+                from: st.tier.as_deref().map(Arc::from),
+                to: new_name.as_deref().map(Arc::from),
+                reason: Arc::from("review"),
+            });
+            st.tier = new_name;
+        }
+        st.tier_since = if st.tier.is_some() { Some(due) } else { None };
+    }
+}
+
+/// The highest tier the customer qualifies for at `at`.
+fn qualified(ir: &ProgramIr, st: &CustomerState, at: DateTime<Utc>) -> Option<usize> {
+    let tiering = ir.tiering.as_ref()?;
+    let today = at.with_timezone(&ir.tz).date_naive();
+    let metric = match tiering.metric {
+        TierMetricIr::Spend => {
+            let sum_of = |name: &str| {
+                let ty = ir.events.iter().position(|e| e.name == name)?;
+                let slot = ir.events[ty].field("amount")?;
+                let pos = ir
+                    .tracked
+                    .iter()
+                    .filter(|(t, _)| *t as usize == ty)
+                    .position(|(_, s)| *s as usize == slot)?;
+                Some(history::sum(
+                    st.history.get(ty)?,
+                    pos,
+                    today,
+                    tiering.window,
+                ))
+            };
+            sum_of("purchase").unwrap_or_default() - sum_of("refund").unwrap_or_default()
+        }
+        TierMetricIr::Visits => {
+            let ty = ir.events.iter().position(|e| e.name == "purchase")?;
+            Decimal::from(history::count(st.history.get(ty)?, today, tiering.window))
+        }
+        TierMetricIr::Points(k) => {
+            history::points(st.points_history.get(k as usize)?, today, tiering.window)
+        }
+    };
+    tiering
+        .thresholds
+        .iter()
+        .rev()
+        .find(|(_, min)| metric >= *min)
+        .map(|(t, _)| *t as usize)
+}
+
+fn qualify_tier(
+    ir: &ProgramIr,
+    st: &mut CustomerState,
+    id: &Arc<str>,
+    event: &Event,
+    out: &mut Vec<LedgerEntry>,
+) {
+    if ir.tiering.is_none() {
+        return;
+    }
+    let Some(q) = qualified(ir, st, event.time) else {
+        return;
+    };
+    let cur = st
+        .tier
+        .as_ref()
+        .and_then(|t| ir.tiers.iter().position(|x| **x == **t));
+    if cur.is_none_or(|c| q > c) {
+        out.push(LedgerEntry::Tier {
+            customer: id.clone(),
+            from: st.tier.as_deref().map(Arc::from),
+            to: Some(ir.tiers[q].clone()),
+            reason: Arc::from("qualified"),
+        });
+        st.tier = Some(ir.tiers[q].to_string());
+        st.tier_since = Some(event.time);
+    }
+}
+
+fn record_history(ir: &ProgramIr, st: &mut CustomerState, event: &Event) {
+    let ty = event.ty as usize;
+    let values: Vec<Decimal> = ir
+        .tracked
+        .iter()
+        .filter(|(t, _)| *t as usize == ty)
+        .map(|(_, s)| match event.fields.get(*s as usize) {
+            Some(Value::Num(d)) => *d,
+            _ => Decimal::ZERO,
+        })
+        .collect();
+    if let Some(h) = st.history.get_mut(ty) {
+        history::record(
+            h,
+            event.time,
+            event.local.date,
+            &values,
+            ir.retention_days.get(ty).copied().unwrap_or(0),
+        );
+    }
+}
+
+/// Add points of kind `k` (earned, or negative: deducted) to a customer.
+#[allow(clippy::too_many_arguments)]
+fn credit(
+    ir: &ProgramIr,
+    st: &mut CustomerState,
+    event: &Event,
+    rule: &str,
+    rule_expiry: Option<crate::ast::ExpirySpec>,
+    k: usize,
+    points: Decimal,
+    own: bool,
+) -> Option<u64> {
+    let today = event.local.date;
+    if let Some(h) = st.points_history.get_mut(k) {
+        history::record_points(
+            h,
+            today,
+            points,
+            ir.points_retention_days.get(k).copied().unwrap_or(0),
+        );
+    }
+    if k != 0 {
+        if let Some(slot) = st.kinds.get_mut(k - 1) {
+            slot.1 += points;
+        }
+        return None;
+    }
+    if points.is_sign_negative() {
+        ledger::reverse(st, -points, &[]);
+        return None;
+    }
+    let spec = rule_expiry.unwrap_or(ir.expiry);
+    let lot = Lot {
+        id: 0,
+        points,
+        remaining: points,
+        earned_at: event.time,
+        pending_until: ir
+            .pending
+            .and_then(|(n, u)| history::add_period(event.time, ir.tz, n, u)),
+        expires_at: history::expiry_of(event.time, ir.tz, spec),
+        event: event.id.to_string(),
+        rule: rule.to_string(),
+    };
+    ledger::earn(st, lot, event.time);
+    let _ = own;
+    Some(st.next_lot - 1)
+}
+
+fn rule_index(ir: &ProgramIr, name: &Arc<str>) -> Option<usize> {
+    ir.rules
+        .iter()
+        .position(|r| Arc::ptr_eq(&r.name, name))
+        .or_else(|| ir.rules.iter().position(|r| r.name == *name))
+}
+
+/// Apply a rule evaluation's effects to the customer's state.
+fn commit(
+    ir: &ProgramIr,
+    st: &mut CustomerState,
+    budgets: &mut [BudgetUse],
+    event: &Event,
+    out: &Outcome,
+    fired: &[u32],
+    transfers: &mut Vec<Transfer>,
+) {
+    let today = event.local.date;
+    let own = |c: &Arc<str>| Arc::ptr_eq(c, &event.customer) || *c == event.customer;
+    let mut record = EventAwards {
+        event: event.id.to_string(),
+        amount: ir.events[event.ty as usize]
+            .primary
+            .and_then(|p| match event.fields.get(p) {
+                Some(Value::Num(d)) => Some(*d),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        refunded: Decimal::ZERO,
+        points: Decimal::ZERO,
+        reversed: Decimal::ZERO,
+        lots: Vec::new(),
+        by_rule: Vec::new(),
+        kinds: Vec::new(),
+    };
+    for e in &out.effects {
+        match e {
+            Effect::Award {
+                rule,
+                customer,
+                kind,
+                points,
+                ..
+            }
+            | Effect::Multiply {
+                rule,
+                customer,
+                kind,
+                points,
+                ..
+            } => {
+                let Some(ri) = rule_index(ir, rule) else {
+                    continue;
+                };
+                let k = ir.kinds.iter().position(|x| **x == **kind).unwrap_or(0);
+                if !own(customer) {
+                    transfers.push(Transfer {
+                        to: customer.clone(),
+                        effect: e.clone(),
+                        rule: ri as u32,
+                    });
+                    if k == 0 {
+                        budgets[ri].points += *points;
+                    }
+                    continue;
+                }
+                if points.is_zero() {
+                    continue;
+                }
+                let r = &ir.rules[ri];
+                if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points, true) {
+                    record.lots.push(lot);
+                    record.points += *points;
+                    match record.by_rule.iter_mut().find(|(n, _)| **n == *r.name) {
+                        Some((_, p)) => *p += *points,
+                        None => record.by_rule.push((r.name.to_string(), *points)),
+                    }
+                } else if k != 0 && points.is_sign_positive() {
+                    match record.kinds.iter_mut().find(|(n, _)| **n == **kind) {
+                        Some((_, p)) => *p += *points,
+                        None => record.kinds.push((kind.to_string(), *points)),
+                    }
+                }
+                if k == 0 {
+                    budgets[ri].points += *points;
+                }
+                if points.is_sign_positive() {
+                    // rule point caps
+                    if let Some(c) = st.counters.get_mut(ri) {
+                        for (li, l) in r.limits.iter().enumerate() {
+                            if let LimitIr::Points {
+                                kind: lk, period, ..
+                            } = l
+                            {
+                                if *lk as usize == k {
+                                    if let Some(pc) = c.limits.get_mut(li) {
+                                        roll(pc, *period, today);
+                                        pc.points += *points;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    // program caps
+                    for (ci, cap) in ir.caps.iter().enumerate() {
+                        if cap.kind as usize == k {
+                            if let Some(pc) = st.caps.get_mut(ci) {
+                                roll(pc, Some(cap.period), today);
+                                pc.points += *points;
+                            }
+                        }
+                    }
+                }
+            }
+            Effect::Reward {
+                rule,
+                customer,
+                reward,
+            } => {
+                if own(customer) {
+                    st.rewards.push(RewardGrant {
+                        reward: reward.to_string(),
+                        at: event.time,
+                        event: event.id.to_string(),
+                    });
+                } else if let Some(ri) = rule_index(ir, rule) {
+                    transfers.push(Transfer {
+                        to: customer.clone(),
+                        effect: e.clone(),
+                        rule: ri as u32,
+                    });
+                }
+            }
+            Effect::Tier { to, .. } => {
+                if st.tier.as_deref() != Some(&**to) {
+                    st.tier = Some(to.to_string());
+                    st.tier_since = Some(event.time);
+                }
+            }
+            Effect::Tag { tag, .. } => {
+                if !st.tags.iter().any(|t| **t == **tag) {
+                    st.tags.push(tag.to_string());
+                }
+            }
+            Effect::SetAttribute {
+                attribute, value, ..
+            } => {
+                st.profile.insert(attribute.to_string(), value.clone());
+            }
+            Effect::ExtendExpiry { days, months, .. } => {
+                for l in &mut st.lots {
+                    if let Some(exp) = l.expires_at {
+                        l.expires_at = match (days, months) {
+                            (_, Some(m)) => history::add_period(exp, ir.tz, *m, PeriodUnit::Month),
+                            (Some(d), _) => history::add_period(exp, ir.tz, *d, PeriodUnit::Day),
+                            _ => Some(exp),
+                        }
+                        .or(Some(exp));
+                    }
+                }
+            }
+            Effect::Notify { .. } => {}
+        }
+    }
+    for &ri in fired {
+        let ri = ri as usize;
+        let r = &ir.rules[ri];
+        if let Some(c) = st.counters.get_mut(ri) {
+            c.fired += 1;
+            c.last_fired = Some(event.time);
+            for (li, l) in r.limits.iter().enumerate() {
+                if let LimitIr::Times { period, .. } = l {
+                    if let Some(pc) = c.limits.get_mut(li) {
+                        roll(pc, *period, today);
+                        pc.count += 1;
+                    }
+                }
+            }
+        }
+        if let Some(b) = budgets.get_mut(ri) {
+            b.awards += 1;
+        }
+    }
+    if !record.lots.is_empty() && record.amount > Decimal::ZERO && &*event.type_name == "purchase" {
+        st.awards.push(record);
+    }
+}
+
+fn roll(pc: &mut PeriodCounter, period: Option<PeriodUnit>, today: chrono::NaiveDate) {
+    if let Some(p) = period {
+        let start = history::period_start(today, p);
+        if pc.period != Some(start) {
+            *pc = PeriodCounter {
+                period: Some(start),
+                count: 0,
+                points: Decimal::ZERO,
+            };
+        }
+    }
+}
+
+/// Reverse the points a refunded purchase earned, in proportion to the
+/// amount refunded (cumulative over partial refunds; the last refund
+/// reverses exactly what is left). Budgets the awards used are refilled.
+fn refund(
+    ir: &ProgramIr,
+    st: &mut CustomerState,
+    budgets: &mut [BudgetUse],
+    event: &Event,
+    original: &str,
+    amount: Decimal,
+    out: &mut Vec<LedgerEntry>,
+) {
+    let Some(i) = st.awards.iter().position(|a| a.event == original) else {
+        return;
+    };
+    let rec = &st.awards[i];
+    if rec.amount <= Decimal::ZERO || rec.refunded >= rec.amount {
+        return;
+    }
+    let refunded = (rec.refunded + amount.max(Decimal::ZERO)).min(rec.amount);
+    let target = if refunded == rec.amount {
+        rec.points
+    } else {
+        round_points(ir, rec.points * refunded / rec.amount)
+    };
+    let x = (target - rec.reversed).max(Decimal::ZERO);
+    let lots = rec.lots.clone();
+    let share = |p: Decimal| {
+        if rec.points.is_zero() {
+            Decimal::ZERO
+        } else {
+            round_points(ir, p * x / rec.points)
+        }
+    };
+    let refills: Vec<(String, Decimal)> = rec
+        .by_rule
+        .iter()
+        .map(|(r, p)| (r.clone(), share(*p)))
+        .collect();
+    let kind_ratio = if rec.amount.is_zero() {
+        Decimal::ZERO
+    } else {
+        amount.min(rec.amount) / rec.amount
+    };
+    let kinds: Vec<(String, Decimal)> = rec
+        .kinds
+        .iter()
+        .map(|(k, p)| (k.clone(), round_points(ir, *p * kind_ratio)))
+        .collect();
+    let rec = &mut st.awards[i];
+    rec.refunded = refunded;
+    rec.reversed += x;
+    if !x.is_zero() {
+        ledger::reverse(st, x, &lots);
+        if let Some(h) = st.points_history.get_mut(0) {
+            history::record_points(
+                h,
+                event.local.date,
+                -x,
+                ir.points_retention_days.first().copied().unwrap_or(0),
+            );
+        }
+        out.push(LedgerEntry::Reversed {
+            customer: event.customer.clone(),
+            points: x,
+            original: Arc::from(original),
+        });
+    }
+    for (r, p) in refills {
+        if let Some(b) = budgets.iter_mut().find(|b| b.rule == r) {
+            b.points -= p;
+        }
+    }
+    for (k, p) in kinds {
+        if let Some(ki) = ir.kinds.iter().position(|x| **x == *k) {
+            if let Some(slot) = st.kinds.get_mut(ki.wrapping_sub(1)) {
+                slot.1 -= p;
+            }
+            if let Some(h) = st.points_history.get_mut(ki) {
+                history::record_points(
+                    h,
+                    event.local.date,
+                    -p,
+                    ir.points_retention_days.get(ki).copied().unwrap_or(0),
+                );
+            }
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct UnionFind {
+    parent: HashMap<Arc<str>, Arc<str>>,
+}
+
+impl UnionFind {
+    fn add(&mut self, id: &str) {
+        if !self.parent.contains_key(id) {
+            let a: Arc<str> = Arc::from(id);
+            self.parent.insert(a.clone(), a);
+        }
+    }
+    fn find(&mut self, id: &str) -> Arc<str> {
+        self.add(id);
+        let mut cur: Arc<str> = Arc::from(id);
+        let mut path = Vec::new();
+        loop {
+            let p = self
+                .parent
+                .get(&cur)
+                .cloned()
+                .unwrap_or_else(|| cur.clone());
+            if p == cur {
+                break;
+            }
+            path.push(cur);
+            cur = p;
+        }
+        for n in path {
+            self.parent.insert(n, cur.clone());
+        }
+        cur
+    }
+    fn union(&mut self, a: &str, b: &str) {
+        let ra = self.find(a);
+        let rb = self.find(b);
+        if ra != rb {
+            // the smaller id is the root: deterministic
+            if ra < rb {
+                self.parent.insert(rb, ra);
+            } else {
+                self.parent.insert(ra, rb);
+            }
+        }
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}

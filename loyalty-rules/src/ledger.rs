@@ -1,0 +1,175 @@
+//! Point lots: earning, pending release, expiry, redemption and reversal.
+//!
+//! Invariant kept by every operation:
+//! `lifetime_earned = available + pending + redeemed + expired + reversed`,
+//! and the remaining points of available lots add up to `max(available, 0)`
+//! (a negative `available` is a debt that new points pay off first).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::outcome::LedgerEntry;
+use crate::state::{CustomerState, Lot};
+
+fn is_pending(l: &Lot, now: DateTime<Utc>) -> bool {
+    l.pending_until.is_some_and(|p| p > now)
+}
+
+/// Spend order: soonest-expiring first, never-expiring last, then oldest.
+fn spend_order(lots: &[Lot]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..lots.len()).collect();
+    idx.sort_by_key(|&i| {
+        let l = &lots[i];
+        (l.expires_at.is_none(), l.expires_at, l.earned_at, l.id)
+    });
+    idx
+}
+
+/// Add a lot of `points` (> 0).
+pub(crate) fn earn(st: &mut CustomerState, mut lot: Lot, now: DateTime<Utc>) {
+    let p = lot.points;
+    st.balances.lifetime_earned += p;
+    lot.id = st.next_lot;
+    st.next_lot += 1;
+    if is_pending(&lot, now) {
+        st.balances.pending += p;
+    } else {
+        lot.pending_until = None;
+        make_available(st, &mut lot);
+    }
+    st.lots.push(lot);
+}
+
+/// Move a lot's points into `available`, paying off any debt first.
+fn make_available(st: &mut CustomerState, lot: &mut Lot) {
+    let before = st.balances.available;
+    st.balances.available += lot.remaining;
+    if before.is_sign_negative() {
+        lot.remaining = st.balances.available.max(Decimal::ZERO);
+    }
+}
+
+/// Release pending lots and expire lots, as of `now`.
+pub(crate) fn advance(
+    st: &mut CustomerState,
+    now: DateTime<Utc>,
+    who: &Arc<str>,
+    ledger: &mut Vec<LedgerEntry>,
+) {
+    let mut released = Decimal::ZERO;
+    let mut expired = Decimal::ZERO;
+    let mut lots = std::mem::take(&mut st.lots);
+    // in time order, so a lot that is released and then expires does both
+    lots.sort_by_key(|l| (l.pending_until.or(l.expires_at), l.id));
+    for lot in lots.iter_mut() {
+        if lot.pending_until.is_some_and(|p| p <= now) {
+            st.balances.pending -= lot.remaining;
+            released += lot.remaining;
+            lot.pending_until = None;
+            make_available(st, lot);
+        }
+        if lot.expires_at.is_some_and(|e| e <= now) && !lot.remaining.is_zero() {
+            if lot.pending_until.is_some() {
+                st.balances.pending -= lot.remaining;
+            } else {
+                st.balances.available -= lot.remaining;
+            }
+            st.balances.expired += lot.remaining;
+            expired += lot.remaining;
+            lot.remaining = Decimal::ZERO;
+        }
+    }
+    lots.retain(|l| !l.remaining.is_zero() || l.pending_until.is_some());
+    lots.sort_by_key(|l| l.id);
+    st.lots = lots;
+    if !released.is_zero() {
+        ledger.push(LedgerEntry::Released {
+            customer: who.clone(),
+            points: released,
+        });
+    }
+    if !expired.is_zero() {
+        ledger.push(LedgerEntry::Expired {
+            customer: who.clone(),
+            points: expired,
+        });
+    }
+}
+
+/// Available balance as it will be at `now` (after releases and expiries),
+/// without changing anything.
+pub(crate) fn available_at(st: &CustomerState, now: DateTime<Utc>) -> Decimal {
+    let mut avail = st.balances.available;
+    for l in &st.lots {
+        let released = l.pending_until.is_some_and(|p| p <= now);
+        let expires = l.expires_at.is_some_and(|e| e <= now);
+        if released && !expires {
+            avail += l.remaining;
+        } else if !released && l.pending_until.is_none() && expires {
+            avail -= l.remaining;
+        }
+    }
+    avail
+}
+
+/// Spend `points` from available lots, soonest-expiring first. The caller
+/// has checked that enough is available.
+pub(crate) fn redeem(st: &mut CustomerState, points: Decimal) {
+    let mut need = points;
+    for i in spend_order(&st.lots) {
+        if need.is_zero() {
+            break;
+        }
+        let l = &mut st.lots[i];
+        if l.pending_until.is_some() {
+            continue;
+        }
+        let take = l.remaining.min(need);
+        l.remaining -= take;
+        need -= take;
+    }
+    st.balances.available -= points;
+    st.balances.redeemed += points;
+    st.lots
+        .retain(|l| !l.remaining.is_zero() || l.pending_until.is_some());
+}
+
+/// Take back `points`: from the given lots first (pending or available),
+/// then from other available lots (soonest-expiring first); whatever is
+/// left makes `available` negative.
+pub(crate) fn reverse(st: &mut CustomerState, points: Decimal, prefer: &[u64]) {
+    let mut need = points;
+    let mut from_pending = Decimal::ZERO;
+    let order: Vec<usize> =
+        {
+            let mut v: Vec<usize> = (0..st.lots.len())
+                .filter(|&i| prefer.contains(&st.lots[i].id))
+                .collect();
+            v.extend(spend_order(&st.lots).into_iter().filter(|&i| {
+                !prefer.contains(&st.lots[i].id) && st.lots[i].pending_until.is_none()
+            }));
+            v
+        };
+    for i in order {
+        if need.is_zero() {
+            break;
+        }
+        let l = &mut st.lots[i];
+        let take = l.remaining.min(need);
+        if take.is_zero() {
+            continue;
+        }
+        l.remaining -= take;
+        need -= take;
+        if l.pending_until.is_some() {
+            from_pending += take;
+        }
+    }
+    st.balances.pending -= from_pending;
+    st.balances.available -= points - from_pending;
+    st.balances.reversed += points;
+    st.lots
+        .retain(|l| !l.remaining.is_zero() || l.pending_until.is_some());
+}
