@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use loyalty_rules::Program;
+use loyalty_rules::{Engine, Program};
 use serde_json::Value;
 
 fn corpus_dir() -> PathBuf {
@@ -99,6 +99,10 @@ fn run_case(path: &Path) -> Vec<String> {
             return errors;
         }
     };
+    if case.get("mode").and_then(Value::as_str) == Some("engine") {
+        run_engine_case(program, &case, &mut errors);
+        return errors;
+    }
     let default_customer = case
         .get("customer")
         .cloned()
@@ -165,6 +169,91 @@ fn run_case(path: &Path) -> Vec<String> {
         }
     }
     errors
+}
+
+fn run_engine_case(program: Program, case: &Value, errors: &mut Vec<String>) {
+    let mut engine = Engine::new(program.clone());
+    for c in case
+        .get("customers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Err(e) = engine.set_customer(c) {
+            errors.push(format!("customer {c}: {e}"));
+            return;
+        }
+    }
+    for (i, step) in case["steps"]
+        .as_array()
+        .expect("`steps` must be a list")
+        .iter()
+        .enumerate()
+    {
+        let at = format!("steps[{i}]");
+        if let Some(t) = step.get("advance_to") {
+            let t = t
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .expect("advance_to is an RFC 3339 time");
+            let ledger = serde_json::to_value(engine.advance_to(t)).unwrap();
+            if let Some(exp) = step.get("expect_ledger") {
+                matches(exp, &ledger, &format!("{at}.ledger"), errors);
+            }
+        } else {
+            let event = match program.event_from_value(&step["event"]) {
+                Ok(e) => e,
+                Err(e) => {
+                    match step.get("expect_error") {
+                        Some(exp) => matches(exp, &e.to_json(), &format!("{at}.error"), errors),
+                        None => errors.push(format!("{at}: bad event: {e}")),
+                    }
+                    continue;
+                }
+            };
+            let explain = step
+                .get("explain")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            if explain {
+                // a preview explains and changes nothing
+                let before = serde_json::to_string(&engine.snapshot()).unwrap();
+                let preview = serde_json::to_value(engine.preview(&event)).unwrap();
+                if let Some(exp) = step.get("expect_preview") {
+                    matches(exp, &preview, &format!("{at}.preview"), errors);
+                }
+                assert_eq!(
+                    before,
+                    serde_json::to_string(&engine.snapshot()).unwrap(),
+                    "preview changed state"
+                );
+            }
+            let outcome = serde_json::to_value(engine.process(&event)).unwrap();
+            if let Some(exp) = step.get("expect") {
+                matches(exp, &outcome, &at, errors);
+            }
+        }
+        if let Some(exp) = step.get("expect_customer") {
+            let id = exp.get("id").and_then(Value::as_str).unwrap_or("c1");
+            match engine.customer(id) {
+                Some(st) => matches(
+                    exp,
+                    &serde_json::to_value(st).unwrap(),
+                    &format!("{at}.customer"),
+                    errors,
+                ),
+                None => errors.push(format!("{at}: no customer {id}")),
+            }
+            if let Some(st) = engine.customer(id) {
+                let b = &st.balances;
+                if b.lifetime_earned
+                    != b.available + b.pending + b.redeemed + b.expired + b.reversed
+                {
+                    errors.push(format!("{at}: balance invariant broken: {b:?}"));
+                }
+            }
+        }
+    }
 }
 
 #[test]

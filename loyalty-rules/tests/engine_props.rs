@@ -1,0 +1,221 @@
+//! Property tests of the engine over random event streams and programs.
+
+use loyalty_rules::{Engine, Event, Program, Snapshot};
+use proptest::prelude::*;
+
+const RULES: &[&str] = &[
+    "rule \"Base\" on purchase award 1 point per $1",
+    "rule \"Half\" on purchase award 1 point per $2 of purchase.amount",
+    "rule \"Third\" on purchase if count of purchases in last 30 days = 3 award 50 points",
+    "rule \"Capped\" on purchase award 40 points\n  at most 100 points per customer per week",
+    "rule \"Once a day\" on login award 5 points\n  at most once per customer per day",
+    "rule \"Cooldown\" on login award 3 points\n  at most once every 6 hours",
+    "rule \"Gold double\" on purchase if customer.tier is gold multiply points by 2",
+    "rule \"Penalty\" on refund deduct 5 points",
+    "rule \"Referrer\" on purchase if customer.referred_by is set award 7 points to customer.referred_by",
+    "rule \"Status\" on purchase award 1 status point per $1",
+    "rule \"Review\" on review if review.rating >= 4 award 10 points\n  at most 3 times per customer per month",
+    "rule \"Welcome gold\" on tier_change if tier_change.to is gold award 20 points",
+];
+
+const HEADERS: &[&str] = &[
+    "",
+    "points are pending for 7 days\n",
+    "points expire 60 days after earning\n",
+    "points expire at end of month\npoints are pending for 2 days\n",
+];
+
+fn program(header: usize, rules: &[bool]) -> Program {
+    let mut src = String::from(HEADERS[header % HEADERS.len()]);
+    src.push_str("points kinds status\nat most 400 points per customer per month\n");
+    src.push_str("tiers by spend in last 90 days\n  silver from $100\n  gold from $300\n  review every 3 months, drop one tier at most\n");
+    for (r, on) in RULES.iter().zip(rules) {
+        if *on {
+            src.push_str(r);
+            src.push('\n');
+        }
+    }
+    src.push_str("rule \"Always\" on purchase award 1 point\n");
+    Program::compile(&src).unwrap_or_else(|e| panic!("{e:#}\n{src}"))
+}
+
+#[derive(Clone, Debug)]
+struct Ev {
+    kind: u8,
+    customer: u8,
+    hours: u32,
+    amount: u32,
+    target: u8,
+}
+
+fn ev_strategy() -> impl Strategy<Value = Ev> {
+    (0u8..6, 0u8..5, 0u32..200, 1u32..300, 0u8..20).prop_map(
+        |(kind, customer, hours, amount, target)| Ev {
+            kind,
+            customer,
+            hours,
+            amount,
+            target,
+        },
+    )
+}
+
+/// Build a time-ordered JSON stream; refunds and redemptions refer to
+/// earlier events of the same customer.
+fn events(p: &Program, raw: &[Ev]) -> Vec<Event> {
+    let mut t = 1_767_225_600i64; // 2026-01-01
+    let mut out = Vec::new();
+    let mut purchases: Vec<(u8, String, u32)> = Vec::new();
+    for (i, e) in raw.iter().enumerate() {
+        t += i64::from(e.hours) * 3600;
+        let time = chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+        let c = format!("c{}", e.customer);
+        let id = format!("e{i}");
+        let json = match e.kind {
+            0 | 1 => {
+                purchases.push((e.customer, id.clone(), e.amount));
+                serde_json::json!({"type": "purchase", "id": id, "customer": c, "time": time, "amount": format!("{}.{:02}", e.amount, e.target)})
+            }
+            2 => serde_json::json!({"type": "login", "id": id, "customer": c, "time": time}),
+            3 => {
+                serde_json::json!({"type": "review", "id": id, "customer": c, "time": time, "rating": e.target % 6})
+            }
+            4 => {
+                let mine: Vec<_> = purchases.iter().filter(|p| p.0 == e.customer).collect();
+                match mine.get(e.target as usize % mine.len().max(1)) {
+                    Some((_, orig, amount)) => {
+                        serde_json::json!({"type": "refund", "id": id, "customer": c, "time": time,
+                        "amount": (amount * u32::from(e.target % 4 + 1) / 4).max(1).to_string(), "original": orig})
+                    }
+                    None => {
+                        serde_json::json!({"type": "login", "id": id, "customer": c, "time": time})
+                    }
+                }
+            }
+            _ => {
+                serde_json::json!({"type": "redemption", "id": id, "customer": c, "time": time, "reward": "mug", "points": (e.amount / 3).max(1)})
+            }
+        };
+        out.push(p.event_from_value(&json).unwrap());
+    }
+    out
+}
+
+fn setup(p: &Program) -> Engine {
+    let mut e = Engine::new(p.clone());
+    // c1 and c2 were referred by c0; c4 by c3
+    for (id, by) in [("c1", "c0"), ("c2", "c0"), ("c4", "c3")] {
+        e.set_customer(&serde_json::json!({"id": id, "referred_by": by}))
+            .unwrap();
+    }
+    e
+}
+
+fn state_json(e: &Engine) -> String {
+    serde_json::to_string(&e.snapshot()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ledger_invariants_hold(header in 0usize..4, rules in prop::collection::vec(any::<bool>(), RULES.len()), raw in prop::collection::vec(ev_strategy(), 1..60)) {
+        let p = program(header, &rules);
+        let evs = events(&p, &raw);
+        let has_refunds = raw.iter().any(|e| e.kind == 4);
+        let mut e = setup(&p);
+        for ev in &evs {
+            let o = e.process(ev);
+            prop_assert!(o.status.is_some());
+            for id in e.customer_ids() {
+                let b = &e.customer(id).unwrap().balances;
+                prop_assert_eq!(b.lifetime_earned, b.available + b.pending + b.redeemed + b.expired + b.reversed, "{}: {:?}", id, b);
+                prop_assert!(b.pending >= rust_decimal::Decimal::ZERO);
+                if !has_refunds {
+                    prop_assert!(b.available >= rust_decimal::Decimal::ZERO, "negative balance without refunds: {:?}", b);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn duplicates_change_nothing(rules in prop::collection::vec(any::<bool>(), RULES.len()), raw in prop::collection::vec(ev_strategy(), 1..40)) {
+        let p = program(1, &rules);
+        let evs = events(&p, &raw);
+        let mut once = setup(&p);
+        let first = once.replay(evs.clone());
+        let mut twice = setup(&p);
+        let doubled: Vec<Event> = evs.iter().flat_map(|e| [e.clone(), e.clone()]).collect();
+        let stats = twice.replay(doubled);
+        // rejected events leave no trace, so their repeats are rejected again
+        prop_assert_eq!(stats.duplicates, first.applied);
+        prop_assert_eq!(stats.rejected, 2 * first.rejected);
+        prop_assert_eq!(state_json(&once), state_json(&twice));
+        // the whole stream again: all duplicates
+        let again = twice.replay(evs.clone());
+        prop_assert_eq!(again.duplicates, first.applied);
+        prop_assert_eq!(state_json(&once), state_json(&twice));
+    }
+
+    #[test]
+    fn parallel_equals_sequential(header in 0usize..4, rules in prop::collection::vec(any::<bool>(), RULES.len()), raw in prop::collection::vec(ev_strategy(), 2..60)) {
+        let p = program(header, &rules);
+        let evs = events(&p, &raw);
+        let mut seq = setup(&p);
+        let mut seq_out = Vec::new();
+        let seq_stats = seq.replay_with(evs.clone(), |o| seq_out.push(o.to_json_string()));
+        let mut par = setup(&p);
+        let (par_out, par_stats) = par.replay_parallel(evs, 3);
+        let par_out: Vec<String> = par_out.iter().map(|o| o.to_json_string()).collect();
+        prop_assert_eq!(seq_out, par_out);
+        prop_assert_eq!(state_json(&seq), state_json(&par));
+        prop_assert_eq!(seq_stats.points_issued, par_stats.points_issued);
+    }
+
+    #[test]
+    fn snapshot_restore_continue(rules in prop::collection::vec(any::<bool>(), RULES.len()), raw in prop::collection::vec(ev_strategy(), 2..60), cut in 0usize..60) {
+        let p = program(2, &rules);
+        let evs = events(&p, &raw);
+        let cut = cut % evs.len();
+        let mut straight = setup(&p);
+        let mut straight_out = Vec::new();
+        straight.replay_with(evs.clone(), |o| straight_out.push(o.to_json_string()));
+        let mut first = setup(&p);
+        let mut out = Vec::new();
+        first.replay_with(evs[..cut].to_vec(), |o| out.push(o.to_json_string()));
+        let json = state_json(&first);
+        let snap: Snapshot = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(&serde_json::to_string(&snap).unwrap(), &json, "JSON round trip is exact");
+        let mut restored = Engine::from_snapshot(p.clone(), snap).unwrap();
+        restored.replay_with(evs[cut..].to_vec(), |o| out.push(o.to_json_string()));
+        prop_assert_eq!(straight_out, out);
+        prop_assert_eq!(state_json(&straight), state_json(&restored));
+    }
+}
+
+#[test]
+fn parallel_replay_uses_threads_when_it_can() {
+    let p = program(0, &[true; 12]);
+    let raw: Vec<Ev> = (0..50)
+        .map(|i| Ev {
+            kind: (i % 3) as u8,
+            customer: (i % 5) as u8,
+            hours: 5,
+            amount: 20,
+            target: 1,
+        })
+        .collect();
+    let evs = events(&p, &raw);
+    let mut e = setup(&p);
+    let (_, stats) = e.replay_parallel(evs, 2);
+    assert!(stats.parallel);
+    let budget =
+        Program::compile("rule \"B\" on purchase award 1 point\n  budget 10 points").unwrap();
+    let mut e = Engine::new(budget.clone());
+    let evs = events(&budget, &raw);
+    let (_, stats) = e.replay_parallel(evs, 2);
+    assert!(
+        !stats.parallel,
+        "campaign budgets are spent in event order: one thread"
+    );
+}
