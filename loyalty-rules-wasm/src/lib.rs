@@ -115,6 +115,19 @@ export type FormatResult =
   | { ok: true; formatted: string }
   | { ok: false; error: RulesError };
 
+export type OkResult = { ok: true } | { ok: false; error: RulesError };
+
+/** A ledger entry from `Engine.advanceTo` (the core's `LedgerEntry` JSON). */
+export type LedgerEntry = Record<string, unknown>;
+/** A customer's state in an `Engine` (the core's `CustomerState` JSON). */
+export type CustomerState = { id: string; balances: Record<string, string>; [key: string]: unknown };
+/** An `Engine`'s whole state (the core's `Snapshot` JSON). */
+export type Snapshot = { customers: CustomerState[]; [key: string]: unknown };
+
+export type AdvanceResult =
+  | { ok: true; ledger: LedgerEntry[] }
+  | { ok: false; error: RulesError };
+
 export type EvaluateResult =
   | { ok: true; outcome: Outcome }
   | { ok: false; error: RulesError };
@@ -307,18 +320,19 @@ impl Program {
 
 impl Program {
     fn run(&self, event: &JsValue, customer: &JsValue, explain: bool) -> Value {
-        let Some(event_text) = json_text(event) else {
-            return result_err(input_error("invalid_event", "event"));
-        };
+        // the customer first, then the event: the order of the Rust conformance runner
         let Some(customer_text) = json_text(customer) else {
             return result_err(input_error("invalid_customer", "customer"));
         };
-        let event = match self.inner.event_from_json(&event_text) {
-            Ok(e) => e,
-            Err(e) => return result_err(error_json(&e, &self.map)),
-        };
         let customer = match self.inner.customer_from_json(&customer_text) {
             Ok(c) => c,
+            Err(e) => return result_err(error_json(&e, &self.map)),
+        };
+        let Some(event_text) = json_text(event) else {
+            return result_err(input_error("invalid_event", "event"));
+        };
+        let event = match self.inner.event_from_json(&event_text) {
+            Ok(e) => e,
             Err(e) => return result_err(error_json(&e, &self.map)),
         };
         let outcome = if explain {
@@ -332,4 +346,115 @@ impl Program {
         }
         result_ok("outcome", v)
     }
+}
+
+// ---------------------------------------------------------------------------
+// Stateful engine (balances, history, limits, time)
+
+/// A stateful engine over a compiled program: customers' balances, history,
+/// caps and time. `process` applies an event, `preview` is a dry run with
+/// explanation, `advanceTo` moves time (pending points, expiry, tier
+/// reviews). State lives in memory; `snapshot()` exports it as JSON.
+#[wasm_bindgen]
+pub struct Engine {
+    inner: core::Engine,
+    map: Utf16Map,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// An engine with no customers yet, for a compiled program (which stays usable).
+    #[wasm_bindgen(constructor)]
+    pub fn new(program: &Program) -> Engine {
+        Engine { inner: core::Engine::new(program.inner.clone()), map: Utf16Map::new(program.inner.source()) }
+    }
+
+    /// Creates or updates a customer's profile (balances and history are kept).
+    #[wasm_bindgen(js_name = setCustomer, unchecked_return_type = "OkResult")]
+    pub fn set_customer(&mut self, #[wasm_bindgen(unchecked_param_type = "JsonInput")] customer: JsValue) -> JsValue {
+        let v = match json_value(&customer, "invalid_customer", "customer") {
+            Ok(v) => v,
+            Err(e) => return to_js(&result_err(e)),
+        };
+        to_js(&match self.inner.set_customer(&v) {
+            Ok(()) => json!({"ok": true}),
+            Err(e) => result_err(error_json(&e, &self.map)),
+        })
+    }
+
+    /// Processes one event: applies its effects to the customers' states.
+    #[wasm_bindgen(unchecked_return_type = "EvaluateResult")]
+    pub fn process(&mut self, #[wasm_bindgen(unchecked_param_type = "JsonInput")] event: JsValue) -> JsValue {
+        let ev = match self.event(&event) {
+            Ok(e) => e,
+            Err(e) => return to_js(&result_err(e)),
+        };
+        let out = self.inner.process(&ev);
+        to_js(&self.outcome(&out))
+    }
+
+    /// What `process` would do, without changing anything, with an explanation.
+    #[wasm_bindgen(unchecked_return_type = "EvaluateResult")]
+    pub fn preview(&self, #[wasm_bindgen(unchecked_param_type = "JsonInput")] event: JsValue) -> JsValue {
+        let ev = match self.event(&event) {
+            Ok(e) => e,
+            Err(e) => return to_js(&result_err(e)),
+        };
+        let out = self.inner.preview(&ev);
+        to_js(&self.outcome(&out))
+    }
+
+    /// Moves time to `time` (RFC 3339) for every customer; returns the ledger entries it caused.
+    #[wasm_bindgen(js_name = advanceTo, unchecked_return_type = "AdvanceResult")]
+    pub fn advance_to(&mut self, time: &str) -> JsValue {
+        match time.parse::<chrono::DateTime<chrono::Utc>>() {
+            Ok(t) => to_js(&result_ok("ledger", ser(&self.inner.advance_to(t)))),
+            Err(e) => to_js(&result_err(json!({
+                "kind": "invalid_event",
+                "message": format!("`{time}` is not an RFC 3339 time: {e}"),
+                "diagnostics": [],
+            }))),
+        }
+    }
+
+    /// A customer's state (balances, tier, history), or `null` if unknown.
+    #[wasm_bindgen(unchecked_return_type = "CustomerState | null")]
+    pub fn customer(&self, id: &str) -> JsValue {
+        match self.inner.customer(id) {
+            Some(st) => to_js(&ser(st)),
+            None => JsValue::NULL,
+        }
+    }
+
+    /// The whole state as JSON (customers sorted by id, campaign counters).
+    #[wasm_bindgen(unchecked_return_type = "Snapshot")]
+    pub fn snapshot(&self) -> JsValue {
+        to_js(&ser(&self.inner.snapshot()))
+    }
+}
+
+impl Engine {
+    fn event(&self, event: &JsValue) -> Result<core::Event, Value> {
+        let v = json_value(event, "invalid_event", "event")?;
+        self.inner.program().event_from_value(&v).map_err(|e| error_json(&e, &self.map))
+    }
+
+    fn outcome(&self, out: &core::Outcome) -> Value {
+        let mut v = ser(out);
+        if let Some(ex) = v.get_mut("explanation") {
+            add_utf16_spans(ex, &self.map);
+        }
+        result_ok("outcome", v)
+    }
+}
+
+/// JSON text or a JS object -> serde_json::Value, parsed by serde_json as the
+/// Rust API would parse the same text.
+fn json_value(value: &JsValue, kind: &str, what: &str) -> Result<Value, Value> {
+    let Some(text) = json_text(value) else {
+        return Err(input_error(kind, what));
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        json!({"kind": kind, "message": format!("not valid JSON: {e}"), "diagnostics": []})
+    })
 }

@@ -26,33 +26,22 @@ export function programText(p) {
 const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
 /**
- * Subset match (docs/API-CONTRACT.md): every key of an expected object must be
- * in the actual object with a matching value; arrays must have the same length
- * and match element by element; strings, numbers, booleans and null compare
- * exactly. With `special`, the top-level keys `message_contains` and
- * `hint_contains` are substring tests of `message` and `hint`.
+ * Subset match, as loyalty-rules/tests/conformance.rs `matches` does it (and
+ * docs/API-CONTRACT.md describes): every key of an expected object must be in
+ * the actual object with a matching value; arrays must have the same length
+ * and match element by element; scalars compare exactly. A key `<field>_contains`
+ * is a substring test of `<field>` (at any level).
  * Returns a list of mismatch descriptions (empty = match).
  */
-export function subsetMismatches(expected, actual, where = "$", special = false) {
+export function subsetMismatches(expected, actual, where = "$") {
   const out = [];
-  if (Array.isArray(expected)) {
-    if (!Array.isArray(actual)) return [`${where}: expected an array, got ${JSON.stringify(actual)}`];
-    if (expected.length !== actual.length) {
-      out.push(`${where}: expected ${expected.length} elements, got ${actual.length}: ${JSON.stringify(actual)}`);
-      return out;
-    }
-    expected.forEach((e, i) => out.push(...subsetMismatches(e, actual[i], `${where}[${i}]`)));
-    return out;
-  }
-  if (isObj(expected)) {
-    if (!isObj(actual)) return [`${where}: expected an object, got ${JSON.stringify(actual)}`];
+  if (isObj(expected) && isObj(actual)) {
     for (const [k, v] of Object.entries(expected)) {
-      if (special && (k === "message_contains" || k === "hint_contains")) {
-        const field = k === "message_contains" ? "message" : "hint";
-        const got = actual[field];
-        if (typeof got !== "string" || !got.includes(v)) {
-          out.push(`${where}.${field}: expected to contain ${JSON.stringify(v)}, got ${JSON.stringify(got)}`);
-        }
+      if (k.endsWith("_contains")) {
+        const field = k.slice(0, -"_contains".length);
+        const got = typeof actual[field] === "string" ? actual[field] : "";
+        const want = typeof v === "string" ? v : "";
+        if (!got.includes(want)) out.push(`${where}.${field}: ${JSON.stringify(got)} does not contain ${JSON.stringify(want)}`);
         continue;
       }
       if (!Object.prototype.hasOwnProperty.call(actual, k)) {
@@ -63,8 +52,27 @@ export function subsetMismatches(expected, actual, where = "$", special = false)
     }
     return out;
   }
-  if (expected !== actual) {
+  if (Array.isArray(expected) && Array.isArray(actual)) {
+    if (expected.length !== actual.length) {
+      return [`${where}: expected ${expected.length} elements, got ${actual.length}: ${JSON.stringify(actual)}`];
+    }
+    expected.forEach((e, i) => out.push(...subsetMismatches(e, actual[i], `${where}[${i}]`)));
+    return out;
+  }
+  if (!sameJson(expected, actual)) {
     out.push(`${where}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
   }
   return out;
+}
+
+/** Exact equality of JSON values (the fallback arm of the Rust matcher). */
+function sameJson(a, b) {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  return JSON.stringify(sortKeys(a)) === JSON.stringify(sortKeys(b));
+}
+function sortKeys(v) {
+  if (Array.isArray(v)) return v.map(sortKeys);
+  if (isObj(v)) return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortKeys(v[k])]));
+  return v;
 }
