@@ -1,0 +1,518 @@
+//! `loyalty_rules._native`: a thin pyo3 adapter over the `loyalty-rules`
+//! core. It converts values and errors and calls the core; no rule logic
+//! lives here. The public Python API is the facade in
+//! `python/loyalty_rules/__init__.py`.
+
+mod arrow_io;
+mod errors;
+mod pyjson;
+
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use loyalty_rules::{Customer, Engine, Event, Outcome, Program, ReplayStats};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use serde_json::{json, Value as Json};
+
+use arrow_io::{ArrowStream, Mapping, RowError, RowErrorKind};
+use errors::Offsets;
+
+/// Run `f`, turning a Rust panic into a Python exception (the core is not
+/// supposed to panic; if it does, Python must still see a normal error).
+fn guard<T>(f: impl FnOnce() -> T) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        PyRuntimeError::new_err(format!("internal error in loyalty-rules (please report): {msg}"))
+    })
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn row_error(py: Python<'_>, e: RowError) -> PyErr {
+    match e.kind {
+        RowErrorKind::Core(err) => errors::to_pyerr(py, &err, Some(e.row)),
+        RowErrorKind::Column { field, message } => errors::plain(
+            py,
+            "invalid_event",
+            format!("row {}: {message}", e.row),
+            json!({"field": field, "row": e.row}),
+        ),
+    }
+}
+
+fn mapping(columns: Option<&Bound<'_, PyDict>>, event_type: Option<String>) -> PyResult<Mapping> {
+    let mut rename = HashMap::new();
+    if let Some(c) = columns {
+        for (k, v) in c.iter() {
+            let k: String = k.extract()?;
+            let v: Option<String> = v.extract()?;
+            rename.insert(k, v);
+        }
+    }
+    Ok(Mapping { rename, event_type })
+}
+
+/// Outcome -> Python dict, explanation offsets in code points.
+fn outcome_py<'py>(py: Python<'py>, o: &Outcome, offs: &Offsets) -> PyResult<Bound<'py, PyAny>> {
+    let mut v = serde_json::to_value(o).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    if let Some(Json::Array(ex)) = v.get_mut("explanation") {
+        for x in ex {
+            offs.fix(x);
+        }
+    }
+    pyjson::to_py(py, &v)
+}
+
+fn stats_py<'py>(py: Python<'py>, s: &ReplayStats) -> PyResult<Bound<'py, PyAny>> {
+    let v = serde_json::to_value(s).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    pyjson::to_py(py, &v)
+}
+
+fn event_of(py: Python<'_>, program: &Program, obj: &Bound<'_, PyAny>, row: Option<usize>) -> PyResult<Event> {
+    let j = pyjson::to_json(obj, "")?;
+    program
+        .event_from_value(&j)
+        .map_err(|e| errors::to_pyerr(py, &e, row))
+}
+
+/// A compiled program (immutable, thread-safe).
+#[pyclass(frozen, module = "loyalty_rules._native", name = "Program")]
+pub struct PyProgram {
+    program: Program,
+    offsets: Arc<Offsets>,
+}
+
+impl PyProgram {
+    fn customer_of(&self, py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, id: &str) -> PyResult<Customer> {
+        let j = match obj {
+            Some(o) if !o.is_none() => pyjson::to_json(o, "")?,
+            _ => json!({ "id": id }),
+        };
+        self.program
+            .customer_from_value(&j)
+            .map_err(|e| errors::to_pyerr(py, &e, None))
+    }
+}
+
+#[pymethods]
+impl PyProgram {
+    /// Compile a program (the GIL is released while compiling).
+    #[new]
+    fn new(py: Python<'_>, source: &str) -> PyResult<Self> {
+        let src = source.to_string();
+        let r = py.detach(move || guard(|| Program::compile(&src)))?;
+        match r {
+            Ok(program) => Ok(PyProgram {
+                offsets: Arc::new(Offsets::new(program.source())),
+                program,
+            }),
+            Err(e) => Err(errors::to_pyerr_src(py, &e, source)),
+        }
+    }
+
+    #[getter]
+    fn source(&self) -> &str {
+        self.program.source()
+    }
+
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.program.name()
+    }
+
+    #[getter]
+    fn rule_names(&self) -> Vec<String> {
+        self.program.rule_names().map(str::to_string).collect()
+    }
+
+    /// Evaluate one event (a dict) for a customer (a dict; default
+    /// `{"id": event["customer"]}`). Returns the outcome as a dict.
+    #[pyo3(signature = (event, customer=None, explain=false))]
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+        customer: Option<&Bound<'py, PyAny>>,
+        explain: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let ev = event_of(py, &self.program, event, None)?;
+        let c = self.customer_of(py, customer, ev.customer())?;
+        let o = guard(|| {
+            if explain {
+                self.program.explain(&ev, &c)
+            } else {
+                self.program.evaluate(&ev, &c)
+            }
+        })?;
+        outcome_py(py, &o, &self.offsets)
+    }
+
+    /// Check an event dict against the program's schema (raises EventError).
+    fn check_event(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<()> {
+        event_of(py, &self.program, event, None).map(|_| ())
+    }
+
+    /// Evaluate every row of an Arrow-stream table, each against its
+    /// customer's profile (`customers`: id -> profile dict; default
+    /// `{"id": id}`). No state: see `Engine.replay_table` for that.
+    #[pyo3(signature = (data, customers=None, columns=None, event_type=None, explain=false, detail=false, threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate_table(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        customers: Option<&Bound<'_, PyDict>>,
+        columns: Option<&Bound<'_, PyDict>>,
+        event_type: Option<String>,
+        explain: bool,
+        detail: bool,
+        threads: Option<usize>,
+    ) -> PyResult<ArrowStream> {
+        let map = mapping(columns, event_type)?;
+        let mut profiles: HashMap<String, Customer> = HashMap::new();
+        if let Some(cs) = customers {
+            for (k, v) in cs.iter() {
+                let id: String = k.extract()?;
+                let c = self.customer_of(py, Some(&v), &id)?;
+                profiles.insert(id, c);
+            }
+        }
+        let (batches, _schema) = arrow_io::import_stream(data)?;
+        let threads = threads.unwrap_or_else(default_threads).max(1);
+        let program = &self.program;
+        let offs = &self.offsets;
+        let r = py.detach(|| {
+            guard(|| -> Result<_, RowError> {
+                let events = arrow_io::to_events(program, &batches, &map, threads)?;
+                drop(batches);
+                let n = events.len();
+                let chunk = n.div_ceil(threads).max(1);
+                let eval = |evs: &[Event]| -> Result<Vec<Outcome>, loyalty_rules::Error> {
+                    let mut local: HashMap<&str, Customer> = HashMap::new();
+                    let mut out = Vec::with_capacity(evs.len());
+                    for ev in evs {
+                        let c = match profiles.get(ev.customer()) {
+                            Some(c) => c,
+                            None => {
+                                if !local.contains_key(ev.customer()) {
+                                    let c = program.customer_from_value(&json!({"id": ev.customer()}))?;
+                                    local.insert(ev.customer(), c);
+                                }
+                                &local[ev.customer()]
+                            }
+                        };
+                        out.push(if explain {
+                            program.explain(ev, c)
+                        } else {
+                            program.evaluate(ev, c)
+                        });
+                    }
+                    Ok(out)
+                };
+                let parts: Vec<Result<Vec<Outcome>, loyalty_rules::Error>> = if threads <= 1 || n < 8192 {
+                    vec![eval(&events)]
+                } else {
+                    std::thread::scope(|s| {
+                        let hs: Vec<_> = events.chunks(chunk).map(|c| s.spawn(move || eval(c))).collect();
+                        hs.into_iter()
+                            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                            .collect()
+                    })
+                };
+                let mut outs = Vec::with_capacity(n);
+                for p in parts {
+                    outs.extend(p.map_err(|e| RowError { row: 0, kind: RowErrorKind::Core(e) })?);
+                }
+                let times: Vec<i64> = events.iter().map(|e| e.time().timestamp_micros()).collect();
+                let rows: Vec<i64> = (0..n as i64).collect();
+                let b = arrow_io::ResultsBuilder { program, detail }
+                    .build(&outs, &times, &rows, offs)
+                    .map_err(|m| RowError {
+                        row: 0,
+                        kind: RowErrorKind::Column { field: String::new(), message: m },
+                    })?;
+                Ok(b)
+            })
+        })?;
+        match r {
+            Ok(b) => Ok(arrow_io::export(b)),
+            Err(e) => Err(row_error(py, e)),
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Program {} ({} rules)>",
+            self.program.name().map_or("(unnamed)".to_string(), |n| format!("{n:?}")),
+            self.program.rule_names().count()
+        )
+    }
+}
+
+/// The stateful engine: customers' balances, history, limits, tiers.
+#[pyclass(frozen, module = "loyalty_rules._native", name = "Engine")]
+pub struct PyEngine {
+    inner: Mutex<Engine>,
+    program: Program,
+    offsets: Arc<Offsets>,
+}
+
+fn lock(m: &Mutex<Engine>) -> PyResult<MutexGuard<'_, Engine>> {
+    m.lock()
+        .map_err(|_| PyRuntimeError::new_err("engine unusable after an internal error"))
+}
+
+fn snapshot_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<loyalty_rules::Snapshot> {
+    let j = pyjson::to_json(obj, "snapshot")?;
+    serde_json::from_value(j).map_err(|e| {
+        errors::plain(py, "invalid_snapshot", format!("not a valid snapshot: {e}"), json!({}))
+    })
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    #[pyo3(signature = (program, snapshot=None))]
+    fn new(py: Python<'_>, program: &PyProgram, snapshot: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let p = program.program.clone();
+        let engine = match snapshot {
+            Some(s) if !s.is_none() => {
+                let snap = snapshot_of(py, s)?;
+                let p2 = p.clone();
+                py.detach(move || guard(|| Engine::from_snapshot(p2, snap)))?
+                    .map_err(|e| errors::to_pyerr(py, &e, None))?
+            }
+            _ => Engine::new(p.clone()),
+        };
+        Ok(PyEngine {
+            inner: Mutex::new(engine),
+            program: p,
+            offsets: program.offsets.clone(),
+        })
+    }
+
+    #[getter]
+    fn program(&self) -> PyProgram {
+        PyProgram {
+            program: self.program.clone(),
+            offsets: self.offsets.clone(),
+        }
+    }
+
+    /// Create or update a customer's profile (a dict).
+    fn set_customer(&self, py: Python<'_>, customer: &Bound<'_, PyAny>) -> PyResult<()> {
+        let j = pyjson::to_json(customer, "")?;
+        let r = py.detach(|| -> PyResult<Result<(), loyalty_rules::Error>> {
+            let mut e = lock(&self.inner)?;
+            guard(|| e.set_customer(&j))
+        })?;
+        r.map_err(|e| errors::to_pyerr(py, &e, None))
+    }
+
+    /// One customer's state as a dict, or None.
+    fn customer<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let v = py.detach(|| lock(&self.inner).map(|e| e.customer(id).map(serde_json::to_value)))?;
+        match v {
+            Some(Ok(v)) => Ok(Some(pyjson::to_py(py, &v)?)),
+            Some(Err(e)) => Err(PyRuntimeError::new_err(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    fn customer_ids(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        py.detach(|| lock(&self.inner).map(|e| e.customer_ids().into_iter().map(str::to_string).collect()))
+    }
+
+    /// Apply one event; returns the outcome dict (with `status`).
+    fn process<'py>(&self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let ev = event_of(py, &self.program, event, None)?;
+        let o = py.detach(|| lock(&self.inner).map(|mut e| guard(|| e.process(&ev))))??;
+        outcome_py(py, &o, &self.offsets)
+    }
+
+    /// What `process` would do, without changing anything (explained).
+    fn preview<'py>(&self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let ev = event_of(py, &self.program, event, None)?;
+        let o = py.detach(|| lock(&self.inner).map(|e| guard(|| e.preview(&ev))))??;
+        outcome_py(py, &o, &self.offsets)
+    }
+
+    /// Move time forward (RFC 3339 text or datetime); returns ledger entries.
+    fn advance_to<'py>(&self, py: Python<'py>, time: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let t = match pyjson::to_json(time, "time")? {
+            Json::String(s) => chrono::DateTime::parse_from_rfc3339(&s)
+                .map_err(|e| PyValueError::new_err(format!("time must be RFC 3339 with an offset: {e}")))?
+                .with_timezone(&chrono::Utc),
+            _ => return Err(PyTypeError::new_err("time must be a str or datetime")),
+        };
+        let l = py.detach(|| lock(&self.inner).map(|mut e| guard(|| e.advance_to(t))))??;
+        let v = serde_json::to_value(l).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        pyjson::to_py(py, &v)
+    }
+
+    /// Replay a list of event dicts (in order; parallel across customers).
+    /// Returns (outcomes, stats).
+    #[pyo3(signature = (events, threads=None))]
+    fn replay<'py>(
+        &self,
+        py: Python<'py>,
+        events: &Bound<'py, PyAny>,
+        threads: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyAny>)> {
+        let mut evs = Vec::new();
+        for (i, e) in events.try_iter()?.enumerate() {
+            evs.push(event_of(py, &self.program, &e?, Some(i))?);
+        }
+        let threads = threads.unwrap_or_else(default_threads).max(1);
+        let (outs, stats) =
+            py.detach(|| lock(&self.inner).map(|mut e| guard(|| e.replay_parallel(evs, threads))))??;
+        let l = PyList::empty(py);
+        for o in &outs {
+            l.append(outcome_py(py, o, &self.offsets)?)?;
+        }
+        Ok((l, stats_py(py, &stats)?))
+    }
+
+    /// Replay every row of an Arrow-stream table (one row per event) with
+    /// the engine's state. Returns (results stream, stats).
+    #[pyo3(signature = (data, columns=None, event_type=None, threads=None, detail=false))]
+    fn replay_table<'py>(
+        &self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        columns: Option<&Bound<'py, PyDict>>,
+        event_type: Option<String>,
+        threads: Option<usize>,
+        detail: bool,
+    ) -> PyResult<(ArrowStream, Bound<'py, PyAny>)> {
+        let map = mapping(columns, event_type)?;
+        let (batches, _schema) = arrow_io::import_stream(data)?;
+        let threads = threads.unwrap_or_else(default_threads).max(1);
+        let program = &self.program;
+        let offs = &self.offsets;
+        let inner = &self.inner;
+        let r = py.detach(|| {
+            guard(|| -> Result<Result<_, RowError>, String> {
+                let events = match arrow_io::to_events(program, &batches, &map, threads) {
+                    Ok(e) => e,
+                    Err(e) => return Ok(Err(e)),
+                };
+                drop(batches);
+                let times: Vec<i64> = events.iter().map(|e| e.time().timestamp_micros()).collect();
+                let n = events.len();
+                let (outs, stats) = {
+                    let mut eng = inner.lock().map_err(|_| "engine unusable after an internal error")?;
+                    eng.replay_parallel(events, threads)
+                };
+                let rows: Vec<i64> = (0..n as i64).collect();
+                let b = arrow_io::ResultsBuilder { program, detail }.build(&outs, &times, &rows, offs)?;
+                Ok(Ok((b, stats)))
+            })
+        })?;
+        match r {
+            Ok(Ok((b, stats))) => Ok((arrow_io::export(b), stats_py(py, &stats)?)),
+            Ok(Err(e)) => Err(row_error(py, e)),
+            Err(m) => Err(PyRuntimeError::new_err(m)),
+        }
+    }
+
+    /// Everything, as a dict (customers sorted by id).
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let v = py.detach(|| lock(&self.inner).map(|e| serde_json::to_value(e.snapshot())))?
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        pyjson::to_py(py, &v)
+    }
+
+    /// Customer states as an Arrow stream: `customer`, `state` (JSON text).
+    fn states_table(&self, py: Python<'_>) -> PyResult<ArrowStream> {
+        let b = py
+            .detach(|| lock(&self.inner).map(|e| arrow_io::states_batch(&e.snapshot().customers)))?
+            .map_err(PyRuntimeError::new_err)?;
+        Ok(arrow_io::export(b))
+    }
+
+    /// Load customer states (replacing those with the same id): a list of
+    /// state dicts, or an Arrow-stream table with a `state` JSON column.
+    fn load_states(&self, py: Python<'_>, states: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let list: Vec<loyalty_rules::CustomerState> = if states.hasattr("__arrow_c_stream__")? {
+            let (batches, _) = arrow_io::import_stream(states)?;
+            py.detach(|| arrow_io::states_from_batches(&batches))
+                .map_err(|m| errors::plain(py, "invalid_snapshot", m, json!({})))?
+        } else {
+            let j = pyjson::to_json(states, "states")?;
+            serde_json::from_value(j).map_err(|e| {
+                errors::plain(py, "invalid_snapshot", format!("not a list of customer states: {e}"), json!({}))
+            })?
+        };
+        let n = list.len();
+        let program = self.program.clone();
+        let r = py.detach(|| -> PyResult<Result<(), loyalty_rules::Error>> {
+            let mut eng = lock(&self.inner)?;
+            guard(|| {
+                let mut snap = eng.snapshot();
+                let mut by_id: std::collections::BTreeMap<String, loyalty_rules::CustomerState> =
+                    snap.customers.drain(..).map(|c| (c.id.clone(), c)).collect();
+                for s in list {
+                    by_id.insert(s.id.clone(), s);
+                }
+                snap.customers = by_id.into_values().collect();
+                Engine::from_snapshot(program, snap).map(|e| *eng = e)
+            })
+        })?;
+        r.map_err(|e| errors::to_pyerr(py, &e, None))?;
+        Ok(n)
+    }
+}
+
+/// Every diagnostic of `source` (list of dicts; offsets in code points).
+#[pyfunction]
+fn check<'py>(py: Python<'py>, source: &str) -> PyResult<Bound<'py, PyAny>> {
+    let src = source.to_string();
+    let d = py.detach(move || guard(|| loyalty_rules::check(&src)))?;
+    pyjson::to_py(py, &errors::diagnostics_json(&d, source))
+}
+
+/// The canonical form of `source` (raises ProgramError if it does not parse).
+#[pyfunction]
+fn format(py: Python<'_>, source: &str) -> PyResult<String> {
+    let src = source.to_string();
+    py.detach(move || guard(|| loyalty_rules::format(&src)))?
+        .map_err(|e| errors::to_pyerr_src(py, &e, source))
+}
+
+/// Completions at code-point offset `offset`.
+#[pyfunction]
+fn completions<'py>(py: Python<'py>, source: &str, offset: usize) -> PyResult<Bound<'py, PyAny>> {
+    let b = errors::char_to_byte(source, offset);
+    let c = guard(|| loyalty_rules::completions(source, b))?;
+    let v = serde_json::to_value(c).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    pyjson::to_py(py, &v)
+}
+
+/// Render diagnostics (dicts from `check`) as the CLI prints them.
+#[pyfunction]
+fn render(source: &str) -> PyResult<String> {
+    let d = guard(|| loyalty_rules::check(source))?;
+    Ok(d.iter().map(|x| x.render(source)).collect())
+}
+
+#[pymodule]
+mod _native {
+    #[pymodule_export]
+    use super::{check, completions, format, render, ArrowStream, PyEngine, PyProgram};
+
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))
+    }
+}
