@@ -20,10 +20,10 @@ fn expressions(engine: &str, predicate: &str) -> String {
         .lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| {
-            let mut parts = l.splitn(3, char::is_whitespace).map(str::trim).filter(|s| !s.is_empty());
-            let (e, p) = (parts.next()?, parts.next()?);
-            let rest = l[l.find(p).unwrap() + p.len()..].trim();
-            (e == engine && p == predicate).then(|| rest.to_string())
+            let mut words = l.split_whitespace();
+            let (e, p) = (words.next()?, words.next()?);
+            let rest: Vec<&str> = words.collect();
+            (e == engine && p == predicate).then(|| rest.join(" "))
         })
         .unwrap_or_else(|| panic!("no {engine} {predicate} expression in peer-expressions.txt"))
 }
@@ -31,7 +31,7 @@ fn expressions(engine: &str, predicate: &str) -> String {
 fn peers(c: &mut Criterion) {
     let context: serde_json::Value = serde_json::from_str(&input("peer-context.json")).unwrap();
     let event_json = input("event-fire.json");
-    let customer_json = input("customer.json");
+    let customer_json = input("customer-peer.json");
 
     for predicate in ["simple", "nested"] {
         let mut g = c.benchmark_group(format!("peers/{predicate}"));
