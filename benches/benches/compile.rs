@@ -21,9 +21,13 @@ fn compile(c: &mut Criterion) {
     let src = input("program-20.rules");
     g.throughput(Throughput::Elements(20));
     g.sample_size(100);
-    g.bench_function("program-20", |b| b.iter(|| Program::compile(black_box(&src)).unwrap()));
+    g.bench_function("program-20", |b| {
+        b.iter(|| Program::compile(black_box(&src)).unwrap())
+    });
     // `check` alone (what an editor runs on every keystroke).
-    g.bench_function("check/program-20", |b| b.iter(|| loyalty_rules::check(black_box(&src))));
+    g.bench_function("check/program-20", |b| {
+        b.iter(|| loyalty_rules::check(black_box(&src)))
+    });
     g.finish();
 }
 

@@ -13,7 +13,10 @@ fn evaluate(c: &mut Criterion) {
         ("200", Program::compile(&generate_program(200)).unwrap()),
     ];
     let customer_json = input("customer.json");
-    let events = [("nofire", input("event-nofire.json")), ("fire", input("event-fire.json"))];
+    let events = [
+        ("nofire", input("event-nofire.json")),
+        ("fire", input("event-fire.json")),
+    ];
 
     let mut g = c.benchmark_group("evaluate");
     for (size, program) in &programs {

@@ -47,13 +47,23 @@ fn peers(c: &mut Criterion) {
 
         // GoRules Zen
         let zen_src = expressions("zen", predicate);
-        let zen_expr = zen_expression::Isolate::new().compile_standard(&zen_src).unwrap();
+        let zen_expr = zen_expression::Isolate::new()
+            .compile_standard(&zen_src)
+            .unwrap();
         let zen_ctx = zen_expression::variable::Variable::from(context.clone());
         let mut vm = zen_expression::vm::VM::new();
         let r = zen_expr.evaluate_with(zen_ctx.clone(), &mut vm).unwrap();
-        assert_eq!(r, zen_expression::variable::Variable::Bool(true), "zen {predicate}");
+        assert_eq!(
+            r,
+            zen_expression::variable::Variable::Bool(true),
+            "zen {predicate}"
+        );
         g.bench_function("zen-expression", |b| {
-            b.iter(|| zen_expr.evaluate_with(black_box(zen_ctx.clone()), &mut vm).unwrap())
+            b.iter(|| {
+                zen_expr
+                    .evaluate_with(black_box(zen_ctx.clone()), &mut vm)
+                    .unwrap()
+            })
         });
 
         // CEL
@@ -63,8 +73,14 @@ fn peers(c: &mut Criterion) {
         for (k, v) in context.as_object().unwrap() {
             cel_ctx.add_variable_from_value(k.clone(), cel::to_value(v).unwrap());
         }
-        assert_eq!(cel_prog.execute(&cel_ctx).unwrap(), cel::Value::Bool(true), "cel {predicate}");
-        g.bench_function("cel", |b| b.iter(|| cel_prog.execute(black_box(&cel_ctx)).unwrap()));
+        assert_eq!(
+            cel_prog.execute(&cel_ctx).unwrap(),
+            cel::Value::Bool(true),
+            "cel {predicate}"
+        );
+        g.bench_function("cel", |b| {
+            b.iter(|| cel_prog.execute(black_box(&cel_ctx)).unwrap())
+        });
 
         g.finish();
     }

@@ -94,16 +94,26 @@ struct Setup {
 fn setup() -> Setup {
     let program = Program::compile(&input("program-20.rules")).unwrap();
     let customer = program.customer_from_json(&input("customer.json")).unwrap();
-    let nofire = program.event_from_json(&input("event-nofire.json")).unwrap();
+    let nofire = program
+        .event_from_json(&input("event-nofire.json"))
+        .unwrap();
     let fire = program.event_from_json(&input("event-fire.json")).unwrap();
-    Setup { program, customer, nofire, fire }
+    Setup {
+        program,
+        customer,
+        nofire,
+        fire,
+    }
 }
 
 #[test]
 fn no_rule_fires_no_allocation() {
     let s = setup();
     let outcome = s.program.evaluate(&s.nofire, &s.customer);
-    assert!(outcome.effects.is_empty() && outcome.errors.is_empty(), "the no-fire event fired: {outcome:?}");
+    assert!(
+        outcome.effects.is_empty() && outcome.errors.is_empty(),
+        "the no-fire event fired: {outcome:?}"
+    );
     let (n, bytes, bt) = allocations(100, || s.program.evaluate(&s.nofire, &s.customer));
     println!("evaluate, 20 rules, no rule fires: {n} allocations ({bytes} bytes) per event");
     if n != 0.0 {

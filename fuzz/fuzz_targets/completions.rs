@@ -9,7 +9,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let offset = u16::from_le_bytes([data[0], data[1]]) as usize;
-    let Ok(source) = std::str::from_utf8(&data[2..]) else { return };
+    let Ok(source) = std::str::from_utf8(&data[2..]) else {
+        return;
+    };
     for c in loyalty_rules::completions(source, offset) {
         assert!(!c.label.is_empty(), "empty completion label");
     }

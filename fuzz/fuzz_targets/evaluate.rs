@@ -36,7 +36,8 @@ static PROGRAMS: LazyLock<Vec<(Program, Customer)>> = LazyLock::new(|| {
     SOURCES
         .iter()
         .map(|src| {
-            let p = Program::compile(src).unwrap_or_else(|e| panic!("fixed program: {}", e.render()));
+            let p =
+                Program::compile(src).unwrap_or_else(|e| panic!("fixed program: {}", e.render()));
             let c = DEFAULT_CUSTOMERS
                 .iter()
                 .find_map(|j| p.customer_from_json(j).ok())
@@ -47,7 +48,9 @@ static PROGRAMS: LazyLock<Vec<(Program, Customer)>> = LazyLock::new(|| {
 });
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let (event_json, customer_json) = text.split_once('\n').unwrap_or((text, ""));
     for (program, default_customer) in PROGRAMS.iter() {
         let customer = match program.customer_from_json(customer_json) {
@@ -67,8 +70,15 @@ fuzz_target!(|data: &[u8]| {
         let plain = program.evaluate(&event, &customer);
         let explained = program.explain(&event, &customer);
         // explain() only adds the explanation: the decisions are the same.
-        assert_eq!(plain.points, explained.points, "evaluate and explain disagree on points");
-        assert_eq!(plain.effects.len(), explained.effects.len(), "evaluate and explain disagree on effects");
+        assert_eq!(
+            plain.points, explained.points,
+            "evaluate and explain disagree on points"
+        );
+        assert_eq!(
+            plain.effects.len(),
+            explained.effects.len(),
+            "evaluate and explain disagree on effects"
+        );
         let _ = explained.to_json_string();
     }
 });
