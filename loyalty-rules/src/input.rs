@@ -118,7 +118,7 @@ pub(crate) fn event_from_value(ir: &ProgramIr, v: &Json) -> Result<Event, Error>
         ));
     };
     let schema = &ir.events[ty];
-    let fields = record(ir, &schema.fields, obj, "", k, &["type"])?;
+    let fields = record(ir, &schema.fields, obj, &String::new, k, &["type"])?;
     let id = match &fields[EV_ID] {
         Value::Text(s) => Arc::from(&**s),
         _ => return Err(bad(k, "id", "missing field `id`".into())),
@@ -151,7 +151,7 @@ pub(crate) fn customer_from_value(ir: &ProgramIr, v: &Json) -> Result<Customer, 
             "a customer must be a JSON object".into(),
         ));
     };
-    let fields = record(ir, &ir.customer, obj, "", k, &[])?;
+    let fields = record(ir, &ir.customer, obj, &String::new, k, &[])?;
     let id = match &fields[0] {
         Value::Text(s) => Arc::from(&**s),
         _ => return Err(bad(k, "id", "missing field `id`".into())),
@@ -163,7 +163,7 @@ fn record(
     ir: &ProgramIr,
     defs: &[FieldDef],
     obj: &Map<String, Json>,
-    prefix: &str,
+    prefix: &dyn Fn() -> String,
     k: ErrorKind,
     ignore: &[&str],
 ) -> Result<Vec<Value>, Error> {
@@ -172,7 +172,7 @@ fn record(
             continue;
         }
         if !defs.iter().any(|d| d.name.eq_ignore_ascii_case(key)) {
-            let path = format!("{prefix}{key}");
+            let path = format!("{}{key}", prefix());
             let hint = did_you_mean(key, defs.iter().map(|d| d.name.as_str()))
                 .map(|h| format!("; {h}"))
                 .unwrap_or_default();
@@ -181,7 +181,8 @@ fn record(
     }
     let mut out = Vec::with_capacity(defs.len());
     for d in defs {
-        let path = format!("{prefix}{}", d.name);
+        // built only on error: formatting it per field is the decoder's main cost
+        let path = || format!("{}{}", prefix(), d.name);
         let raw = obj.get(&d.name).or_else(|| {
             obj.iter()
                 .find(|(key, _)| key.eq_ignore_ascii_case(&d.name))
@@ -192,11 +193,12 @@ fn record(
                 (Some(def), _) => def.clone(),
                 (None, true) => Value::Null,
                 (None, false) => {
+                    let path = path();
                     return Err(bad(
                         k,
                         &path,
                         format!("missing field `{path}` ({})", d.ty.name()),
-                    ))
+                    ));
                 }
             },
             Some(j) => convert(ir, d.ty, j, &path, k)?,
@@ -214,7 +216,7 @@ fn record(
                 None => {
                     return Err(bad(
                         k,
-                        &format!("{prefix}price"),
+                        &format!("{}price", prefix()),
                         "price times quantity is too large".into(),
                     ))
                 }
@@ -238,11 +240,18 @@ pub(crate) fn decimal_of(j: &Json) -> Option<Decimal> {
         .or_else(|| Decimal::from_scientific(&s).ok())
 }
 
-fn convert(ir: &ProgramIr, ty: Ty, j: &Json, path: &str, k: ErrorKind) -> Result<Value, Error> {
+fn convert(
+    ir: &ProgramIr,
+    ty: Ty,
+    j: &Json,
+    path_fn: &dyn Fn() -> String,
+    k: ErrorKind,
+) -> Result<Value, Error> {
     let type_err = |what: &str| {
+        let path = path_fn();
         bad(
             k,
-            path,
+            &path,
             format!("field `{path}` must be {what}, got {}", describe(j)),
         )
     };
@@ -286,14 +295,15 @@ fn convert(ir: &ProgramIr, ty: Ty, j: &Json, path: &str, k: ErrorKind) -> Result
             Json::String(s) => match DateTime::parse_from_rfc3339(s) {
                 Ok(t) => Value::DateTime(t.with_timezone(&Utc)),
                 Err(_) => {
+                    let path = path_fn();
                     return Err(bad(
                         k,
-                        path,
+                        &path,
                         format!(
                             "field `{path}` must be an RFC 3339 timestamp with an offset, like \"2026-11-24T18:30:00Z\", got {}",
                             describe(j)
                         ),
-                    ))
+                    ));
                 }
             },
             _ => return Err(type_err("a timestamp like \"2026-11-24T18:30:00Z\"")),
@@ -314,23 +324,45 @@ fn convert(ir: &ProgramIr, ty: Ty, j: &Json, path: &str, k: ErrorKind) -> Result
                     } else {
                         format!("tiers are {}", ir.tiers.join(", "))
                     };
-                    return Err(bad(k, path, format!("unknown tier \"{s}\" in `{path}`; {known}")));
+                    let path = path_fn();
+                    return Err(bad(
+                        k,
+                        &path,
+                        format!("unknown tier \"{s}\" in `{path}`; {known}"),
+                    ));
                 }
             },
             _ => return Err(type_err("a tier name")),
         },
         Ty::Item => match j {
-            Json::Object(o) => Value::Record(record(ir, &ir.item, o, &format!("{path}."), k, &[])?.into_boxed_slice()),
+            Json::Object(o) => Value::Record(
+                record(ir, &ir.item, o, &|| format!("{}.", path_fn()), k, &[])?.into_boxed_slice(),
+            ),
             _ => return Err(type_err("an object")),
         },
         Ty::List(el) => match j {
             Json::Array(a) => {
                 if a.len() > limits::MAX_LIST_LEN {
-                    return Err(bad(k, path, format!("`{path}` has {} entries; the limit is {}", a.len(), limits::MAX_LIST_LEN)));
+                    let path = path_fn();
+                    return Err(bad(
+                        k,
+                        &path,
+                        format!(
+                            "`{path}` has {} entries; the limit is {}",
+                            a.len(),
+                            limits::MAX_LIST_LEN
+                        ),
+                    ));
                 }
                 let mut out = Vec::with_capacity(a.len());
                 for (i, x) in a.iter().enumerate() {
-                    out.push(convert(ir, el.ty(), x, &format!("{path}[{i}]"), k)?);
+                    out.push(convert(
+                        ir,
+                        el.ty(),
+                        x,
+                        &|| format!("{}[{i}]", path_fn()),
+                        k,
+                    )?);
                 }
                 Value::List(out)
             }
