@@ -11,10 +11,11 @@ use std::ffi::CStr;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
-use arrow_array::ffi_stream::{ArrowArrayStreamReader, FFI_ArrowArrayStream};
+use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::types::*;
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchIterator, StringArray,
+    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchIterator, RecordBatchReader,
+    StringArray,
     TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
@@ -43,7 +44,7 @@ pub fn import_stream(obj: &Bound<'_, PyAny>) -> PyResult<(Vec<RecordBatch>, Arc<
     // FFI_ArrowArrayStream (Arrow PyCapsule interface); `from_raw` moves the
     // stream out and marks the capsule's copy released, which its destructor
     // then ignores.
-    let reader = unsafe { ArrowArrayStreamReader::from_raw(ptr.cast().as_ptr()) }
+    let reader = unsafe { RecordBatchStreamReader::from_raw(ptr.cast().as_ptr()) }
         .map_err(|e| pyo3::exceptions::PyValueError::new_err(format!("Arrow stream: {e}")))?;
     let schema = reader.schema();
     // Producers implemented in Python take the GIL themselves in get_next.

@@ -207,7 +207,8 @@ def test_engine_cases_batch_equals_steps(path: Path) -> None:
     assert [o.to_dict() for o in res.outcomes] == [o.to_dict() for o in expected]
     assert many.snapshot() == one.snapshot()
     # the same events as one Arrow table (missing keys become nulls)
-    table = pa.Table.from_pylist(events)
+    keys = list(dict.fromkeys(k for e in events for k in e))
+    table = pa.Table.from_pylist([{k: e.get(k) for k in keys} for e in events])
     arrow = lr.Engine(program)
     for c in case.get("customers", []):
         arrow.set_customer(c)
