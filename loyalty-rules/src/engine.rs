@@ -879,6 +879,7 @@ fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
     }
     st.kinds = kinds;
     old.clear();
+    ledger::recompute_due(&mut st);
     st
 }
 
@@ -1030,7 +1031,13 @@ fn qualify_tier(
     event: &Event,
     out: &mut Vec<LedgerEntry>,
 ) {
-    if ir.tiering.is_none() {
+    let Some(t) = &ir.tiering else {
+        return;
+    };
+    // spend and visits only grow with purchases
+    if matches!(t.metric, TierMetricIr::Spend | TierMetricIr::Visits)
+        && &*event.type_name != "purchase"
+    {
         return;
     }
     let Some(q) = qualified(ir, st, event.time) else {
@@ -1286,6 +1293,13 @@ fn commit(
             }
             Effect::Notify { .. } => {}
         }
+    }
+    if out
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::ExtendExpiry { .. }))
+    {
+        ledger::recompute_due(st);
     }
     for &ri in fired {
         let ri = ri as usize;

@@ -148,7 +148,12 @@ impl Diagnostic {
     /// Render this diagnostic with a source snippet and a caret, as the CLI
     /// prints it (no colour).
     pub fn render(&self, source: &str) -> String {
-        render_all(std::slice::from_ref(self), source, "program")
+        self.render_named(source, "program")
+    }
+
+    /// Like [`render`](Self::render), naming the source `file_name`.
+    pub fn render_named(&self, source: &str, file_name: &str) -> String {
+        render_all(std::slice::from_ref(self), source, file_name)
     }
 }
 
@@ -296,9 +301,14 @@ impl Error {
 
     /// All diagnostics rendered with source snippets, or the message.
     pub fn render(&self) -> String {
+        self.render_named("program")
+    }
+
+    /// Like [`render`](Self::render), naming the source `file_name` in the snippets.
+    pub fn render_named(&self, file_name: &str) -> String {
         match &self.0.source {
             Some(src) if !self.0.diagnostics.is_empty() => {
-                render_all(&self.0.diagnostics, src, "program")
+                render_all(&self.0.diagnostics, src, file_name)
             }
             _ => format!("error[{}]: {}\n", self.0.kind, self.0.message),
         }

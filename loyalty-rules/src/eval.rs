@@ -679,35 +679,32 @@ pub(crate) fn run_with<'a>(
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
     let mut stopped_by: Option<&Arc<str>> = None;
     // group index -> the rule that took it
-    let mut taken: Vec<Option<(u32, Option<Decimal>)>> = vec![None; ir.groups.len()];
+    // allocated only when a group member fires
+    let mut taken: Vec<Option<(u32, Option<Decimal>)>> = Vec::new();
     let mut deferred: Vec<Deferred<'_>> = Vec::new();
 
     for &ri in order {
         let rule = &ir.rules[ri as usize];
         if let Some(by) = stopped_by {
-            note(
-                &mut out,
-                ir,
-                c,
-                rule,
-                false,
-                "stopped",
-                format!("rule \"{by}\" stopped processing"),
-                None,
-            );
+            if explain {
+                let detail = format!("rule \"{by}\" stopped processing");
+                note(&mut out, ir, c, rule, false, "stopped", detail, None);
+            }
             continue;
         }
         if let Some((g, best)) = rule.group {
-            if let Some((winner, _)) = taken[g as usize] {
+            if let Some((winner, _)) = taken.get(g as usize).copied().flatten() {
                 if best {
                     // already explained when the group was resolved
                     continue;
                 }
-                let detail = format!(
-                    "exclusive group \"{}\" already applied rule \"{}\"",
-                    ir.groups[g as usize], ir.rules[winner as usize].name
-                );
-                note(&mut out, ir, c, rule, false, "group", detail, None);
+                if explain {
+                    let detail = format!(
+                        "exclusive group \"{}\" already applied rule \"{}\"",
+                        ir.groups[g as usize], ir.rules[winner as usize].name
+                    );
+                    note(&mut out, ir, c, rule, false, "group", detail, None);
+                }
                 continue;
             }
             if best {
@@ -739,7 +736,7 @@ pub(crate) fn run_with<'a>(
                 if let Some(w) = win {
                     let wi = fired[w].0;
                     let wpts = fired[w].1;
-                    taken[g as usize] = Some((wi, Some(wpts)));
+                    take_group(&mut taken, ir.groups.len(), g, Some((wi, Some(wpts))));
                     let wrule = &ir.rules[wi as usize];
                     for (i, (mi, _, effs, defs, caps)) in fired.into_iter().enumerate() {
                         let m = &ir.rules[mi as usize];
@@ -762,7 +759,7 @@ pub(crate) fn run_with<'a>(
                     }
                 } else {
                     cx.cap_used = saved_caps;
-                    taken[g as usize] = Some((ri, None));
+                    take_group(&mut taken, ir.groups.len(), g, Some((ri, None)));
                 }
                 continue;
             }
@@ -783,7 +780,7 @@ pub(crate) fn run_with<'a>(
             fired_rules.push(ri);
             note(&mut out, ir, c, rule, true, "", String::new(), None);
             if let Some((g, _)) = rule.group {
-                taken[g as usize] = Some((ri, None));
+                take_group(&mut taken, ir.groups.len(), g, Some((ri, None)));
             }
             if rule.stop {
                 stopped_by = Some(&rule.name);
@@ -871,6 +868,18 @@ pub(crate) fn run_with<'a>(
         ex.sort_by_key(|e| pos(&e.rule));
     }
     (out, fired_rules)
+}
+
+fn take_group(
+    taken: &mut Vec<Option<(u32, Option<Decimal>)>>,
+    n: usize,
+    g: u16,
+    v: Option<(u32, Option<Decimal>)>,
+) {
+    if taken.is_empty() {
+        taken.resize(n, None);
+    }
+    taken[g as usize] = v;
 }
 
 /// Cut `pts` to what the program-wide caps for `kind` still allow.

@@ -27,6 +27,16 @@ fn spend_order(lots: &[Lot]) -> Vec<usize> {
     idx
 }
 
+/// The earliest release or expiry among the lots.
+pub(crate) fn recompute_due(st: &mut CustomerState) {
+    st.next_due = st
+        .lots
+        .iter()
+        .flat_map(|l| [l.pending_until, l.expires_at])
+        .flatten()
+        .min();
+}
+
 /// Add a lot of `points` (> 0).
 pub(crate) fn earn(st: &mut CustomerState, mut lot: Lot, now: DateTime<Utc>) {
     let p = lot.points;
@@ -38,6 +48,9 @@ pub(crate) fn earn(st: &mut CustomerState, mut lot: Lot, now: DateTime<Utc>) {
     } else {
         lot.pending_until = None;
         make_available(st, &mut lot);
+    }
+    for t in [lot.pending_until, lot.expires_at].into_iter().flatten() {
+        st.next_due = Some(st.next_due.map_or(t, |d| d.min(t)));
     }
     st.lots.push(lot);
 }
@@ -82,8 +95,8 @@ pub(crate) fn advance(
         }
     }
     lots.retain(|l| !l.remaining.is_zero() || l.pending_until.is_some());
-    lots.sort_by_key(|l| l.id);
     st.lots = lots;
+    recompute_due(st);
     if !released.is_zero() {
         ledger.push(LedgerEntry::Released {
             customer: who.clone(),

@@ -191,6 +191,9 @@ pub struct CustomerState {
     /// Next lot id.
     #[serde(default)]
     pub next_lot: u64,
+    /// Earliest time a lot is released or expires (a cache; recomputed on restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_due: Option<DateTime<Utc>>,
     /// Rewards granted.
     #[serde(default)]
     pub rewards: Vec<RewardGrant>,

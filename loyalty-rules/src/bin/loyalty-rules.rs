@@ -95,7 +95,7 @@ fn main() -> ExitCode {
 fn compile(path: &Path) -> Result<Program, String> {
     let src = read(path)?;
     Program::compile(&src).map_err(|e| {
-        let rendered = e.render().replace("program", &path.display().to_string());
+        let rendered = e.render_named(&path.display().to_string());
         format!("{} does not compile\n{rendered}", path.display())
     })
 }
@@ -133,11 +133,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 );
             } else {
                 for d in &diags {
-                    eprint!(
-                        "{}",
-                        d.render(&src)
-                            .replace("program", &file.display().to_string())
-                    );
+                    eprint!("{}", d.render_named(&src, &file.display().to_string()));
                 }
                 if diags.is_empty() {
                     println!("{}: ok", file.display());
