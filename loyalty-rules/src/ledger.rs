@@ -147,6 +147,7 @@ pub(crate) fn redeem(st: &mut CustomerState, points: Decimal) {
     st.balances.redeemed += points;
     st.lots
         .retain(|l| !l.remaining.is_zero() || l.pending_until.is_some());
+    recompute_due(st);
 }
 
 /// Take back `points`: from the given lots first (pending or available),
@@ -185,4 +186,5 @@ pub(crate) fn reverse(st: &mut CustomerState, points: Decimal, prefer: &[u64]) {
     st.balances.reversed += points;
     st.lots
         .retain(|l| !l.remaining.is_zero() || l.pending_until.is_some());
+    recompute_due(st);
 }
