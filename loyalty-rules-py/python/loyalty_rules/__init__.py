@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Union
+from typing import Any, Iterable, Mapping, Union
 
 from . import _native
 from .errors import (
@@ -33,8 +33,8 @@ from .errors import (
     ProgramError,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    import pyarrow
+#: A ``pyarrow.Table`` (typed as Any: pyarrow ships no type information).
+ArrowTable = Any
 
 __version__: str = _native.__version__
 
@@ -208,7 +208,9 @@ class Balances:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Balances:
-        g = lambda k: _dec(d.get(k, "0"))  # noqa: E731
+        def g(k: str) -> Decimal:
+            return _dec(d.get(k, "0"))
+
         return cls(
             g("available"),
             g("pending"),
@@ -297,7 +299,7 @@ def _as_stream(data: Any) -> Any:
     without its index (a non-default index would become a column)."""
     mod = type(data).__module__
     if mod.startswith("pandas"):
-        import pyarrow as pa
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
         return pa.Table.from_pandas(data, preserve_index=False)
     if hasattr(data, "__arrow_c_stream__"):
@@ -312,12 +314,12 @@ def _is_table(data: Any) -> bool:
     return hasattr(data, "__arrow_c_stream__") or type(data).__module__.startswith("pandas")
 
 
-def _to_table(stream: _native.ArrowStream) -> pyarrow.Table:
+def _to_table(stream: _native.ArrowStream) -> ArrowTable:
     """Wrap a native stream as a pyarrow Table."""
     try:
-        import pyarrow as pa
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
     except ImportError:  # pragma: no cover - pyarrow is optional
-        return stream  # type: ignore[return-value]
+        return stream
     return pa.RecordBatchReader.from_stream(stream).read_all()
 
 
@@ -475,7 +477,7 @@ class ReplayResult:
     def states(self) -> dict[str, CustomerState]:
         return self.engine.states()
 
-    def states_table(self) -> pyarrow.Table:
+    def states_table(self) -> ArrowTable:
         return self.engine.states_table()
 
     def cost_per_rule(self) -> dict[str, Decimal]:
@@ -575,7 +577,7 @@ class Engine:
         """Replace all state by a snapshot."""
         self._e = _native.Engine(self.program._p, snapshot)
 
-    def states_table(self) -> pyarrow.Table:
+    def states_table(self) -> ArrowTable:
         """Customer states as a table: ``customer`` (string), ``state`` (JSON text)."""
         return _to_table(self._e.states_table())
 
@@ -634,7 +636,7 @@ def replay_partition(
     columns: Mapping[str, str | None] | None = None,
     event_type: str | None = None,
     threads: int | None = 1,
-) -> tuple[pyarrow.Table, pyarrow.Table]:
+) -> tuple[ArrowTable, ArrowTable]:
     """The per-partition entry point for distributed back-tests.
 
     In: one Arrow table holding *all* events of a set of customers (in time

@@ -4,6 +4,17 @@ from typing import Any, final
 
 from typing_extensions import CapsuleType
 
+__all__ = [
+    "check",
+    "completions",
+    "format",
+    "render",
+    "ArrowStream",
+    "Engine",
+    "Program",
+    "__version__",
+]
+
 __version__: str
 
 @final
