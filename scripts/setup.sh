@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install what the tests need on a fresh Debian machine (idempotent).
+# Install what the build and the tests need on a fresh Debian machine with a
+# Rust toolchain (idempotent): rustfmt/clippy, the WASM toolchain and
+# Chromium (loyalty-rules-wasm/setup.sh), Python's venv module.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "a Rust toolchain (rustup) is required" >&2; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-if [ -f loyalty-rules-wasm/setup.sh ]; then
-  bash loyalty-rules-wasm/setup.sh
-fi
+bash loyalty-rules-wasm/setup.sh
+python3 -c "import venv" 2>/dev/null || { apt-get update && apt-get install -y python3-venv; }

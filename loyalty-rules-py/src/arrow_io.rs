@@ -15,8 +15,7 @@ use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::types::*;
 use arrow_array::{
     Array, ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchIterator, RecordBatchReader,
-    StringArray,
-    TimestampMicrosecondArray,
+    StringArray, TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -85,7 +84,11 @@ impl ArrowStream {
     /// Column names.
     #[getter]
     fn column_names(&self) -> Vec<String> {
-        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
     }
 }
 
@@ -319,7 +322,11 @@ pub fn cell(a: &dyn Array, i: usize) -> Result<Json, String> {
             ts(v, unit)?
         }
         D::Date32 => date_of(a.as_primitive::<Date32Type>().value(i) as i64)?,
-        D::Date64 => date_of(a.as_primitive::<Date64Type>().value(i).div_euclid(86_400_000))?,
+        D::Date64 => date_of(
+            a.as_primitive::<Date64Type>()
+                .value(i)
+                .div_euclid(86_400_000),
+        )?,
         D::Time32(TimeUnit::Second) => {
             time_of_day(a.as_primitive::<Time32SecondType>().value(i) as i64 * 1_000_000_000)?
         }
@@ -430,7 +437,11 @@ impl ResultsBuilder<'_> {
                     _ => {}
                 }
             }
-            rewards.push(if rw.is_empty() { None } else { Some(rw.join("; ")) });
+            rewards.push(if rw.is_empty() {
+                None
+            } else {
+                Some(rw.join("; "))
+            });
             if self.detail {
                 let mut v = serde_json::to_value(o).unwrap_or(Json::Null);
                 if let Some(Json::Array(ex)) = v.get_mut("explanation") {
@@ -499,7 +510,10 @@ pub fn states_batch(states: &[loyalty_rules::CustomerState]) -> Result<RecordBat
             Field::new("customer", DataType::Utf8, false),
             Field::new("state", DataType::Utf8, false),
         ])),
-        vec![Arc::new(StringArray::from(ids)), Arc::new(StringArray::from(js))],
+        vec![
+            Arc::new(StringArray::from(ids)),
+            Arc::new(StringArray::from(js)),
+        ],
     )
     .map_err(|e| e.to_string())
 }
@@ -510,9 +524,9 @@ pub fn states_from_batches(
 ) -> Result<Vec<loyalty_rules::CustomerState>, String> {
     let mut out = Vec::new();
     for b in batches {
-        let col = b
-            .column_by_name("state")
-            .ok_or("a states table needs a `state` column (JSON text, as written by states_table())")?;
+        let col = b.column_by_name("state").ok_or(
+            "a states table needs a `state` column (JSON text, as written by states_table())",
+        )?;
         for i in 0..b.num_rows() {
             if col.is_null(i) {
                 continue;
@@ -521,9 +535,7 @@ pub fn states_from_batches(
                 Json::String(s) => s,
                 _ => return Err("the `state` column must hold JSON text".into()),
             };
-            out.push(
-                serde_json::from_str(&text).map_err(|e| format!("state row {i}: {e}"))?,
-            );
+            out.push(serde_json::from_str(&text).map_err(|e| format!("state row {i}: {e}"))?);
         }
     }
     Ok(out)

@@ -96,7 +96,10 @@ pub fn to_pyerr_src(py: Python<'_>, e: &loyalty_rules::Error, source: &str) -> P
     let mut payload = e.to_json();
     if let Json::Object(m) = &mut payload {
         m.insert("rendered".into(), Json::String(e.render()));
-        m.insert("diagnostics".into(), diagnostics_json(e.diagnostics(), source));
+        m.insert(
+            "diagnostics".into(),
+            diagnostics_json(e.diagnostics(), source),
+        );
     }
     raise(py, e.kind(), e.diagnostics().is_empty(), payload)
 }

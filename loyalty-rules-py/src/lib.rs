@@ -29,7 +29,9 @@ fn guard<T>(f: impl FnOnce() -> T) -> PyResult<T> {
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown".into());
-        PyRuntimeError::new_err(format!("internal error in loyalty-rules (please report): {msg}"))
+        PyRuntimeError::new_err(format!(
+            "internal error in loyalty-rules (please report): {msg}"
+        ))
     })
 }
 
@@ -77,7 +79,12 @@ fn stats_py<'py>(py: Python<'py>, s: &ReplayStats) -> PyResult<Bound<'py, PyAny>
     pyjson::to_py(py, &v)
 }
 
-fn event_of(py: Python<'_>, program: &Program, obj: &Bound<'_, PyAny>, row: Option<usize>) -> PyResult<Event> {
+fn event_of(
+    py: Python<'_>,
+    program: &Program,
+    obj: &Bound<'_, PyAny>,
+    row: Option<usize>,
+) -> PyResult<Event> {
     let j = pyjson::to_json(obj, "")?;
     program
         .event_from_value(&j)
@@ -92,7 +99,12 @@ pub struct PyProgram {
 }
 
 impl PyProgram {
-    fn customer_of(&self, py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, id: &str) -> PyResult<Customer> {
+    fn customer_of(
+        &self,
+        py: Python<'_>,
+        obj: Option<&Bound<'_, PyAny>>,
+        id: &str,
+    ) -> PyResult<Customer> {
         let j = match obj {
             Some(o) if !o.is_none() => pyjson::to_json(o, "")?,
             _ => json!({ "id": id }),
@@ -204,7 +216,8 @@ impl PyProgram {
                             Some(c) => c,
                             None => {
                                 if !local.contains_key(ev.customer()) {
-                                    let c = program.customer_from_value(&json!({"id": ev.customer()}))?;
+                                    let c = program
+                                        .customer_from_value(&json!({"id": ev.customer()}))?;
                                     local.insert(ev.customer(), c);
                                 }
                                 &local[ev.customer()]
@@ -218,19 +231,26 @@ impl PyProgram {
                     }
                     Ok(out)
                 };
-                let parts: Vec<Result<Vec<Outcome>, loyalty_rules::Error>> = if threads <= 1 || n < 8192 {
-                    vec![eval(&events)]
-                } else {
-                    std::thread::scope(|s| {
-                        let hs: Vec<_> = events.chunks(chunk).map(|c| s.spawn(move || eval(c))).collect();
-                        hs.into_iter()
-                            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                            .collect()
-                    })
-                };
+                let parts: Vec<Result<Vec<Outcome>, loyalty_rules::Error>> =
+                    if threads <= 1 || n < 8192 {
+                        vec![eval(&events)]
+                    } else {
+                        std::thread::scope(|s| {
+                            let hs: Vec<_> = events
+                                .chunks(chunk)
+                                .map(|c| s.spawn(move || eval(c)))
+                                .collect();
+                            hs.into_iter()
+                                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                                .collect()
+                        })
+                    };
                 let mut outs = Vec::with_capacity(n);
                 for p in parts {
-                    outs.extend(p.map_err(|e| RowError { row: 0, kind: RowErrorKind::Core(e) })?);
+                    outs.extend(p.map_err(|e| RowError {
+                        row: 0,
+                        kind: RowErrorKind::Core(e),
+                    })?);
                 }
                 let times: Vec<i64> = events.iter().map(|e| e.time().timestamp_micros()).collect();
                 let rows: Vec<i64> = (0..n as i64).collect();
@@ -238,7 +258,10 @@ impl PyProgram {
                     .build(&outs, &times, &rows, offs)
                     .map_err(|m| RowError {
                         row: 0,
-                        kind: RowErrorKind::Column { field: String::new(), message: m },
+                        kind: RowErrorKind::Column {
+                            field: String::new(),
+                            message: m,
+                        },
                     })?;
                 Ok(b)
             })
@@ -252,7 +275,9 @@ impl PyProgram {
     fn __repr__(&self) -> String {
         format!(
             "<Program {} ({} rules)>",
-            self.program.name().map_or("(unnamed)".to_string(), |n| format!("{n:?}")),
+            self.program
+                .name()
+                .map_or("(unnamed)".to_string(), |n| format!("{n:?}")),
             self.program.rule_names().count()
         )
     }
@@ -274,7 +299,12 @@ fn lock(m: &Mutex<Engine>) -> PyResult<MutexGuard<'_, Engine>> {
 fn snapshot_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<loyalty_rules::Snapshot> {
     let j = pyjson::to_json(obj, "snapshot")?;
     serde_json::from_value(j).map_err(|e| {
-        errors::plain(py, "invalid_snapshot", format!("not a valid snapshot: {e}"), json!({}))
+        errors::plain(
+            py,
+            "invalid_snapshot",
+            format!("not a valid snapshot: {e}"),
+            json!({}),
+        )
     })
 }
 
@@ -282,7 +312,11 @@ fn snapshot_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<loyalty_rules
 impl PyEngine {
     #[new]
     #[pyo3(signature = (program, snapshot=None))]
-    fn new(py: Python<'_>, program: &PyProgram, snapshot: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        program: &PyProgram,
+        snapshot: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let p = program.program.clone();
         let engine = match snapshot {
             Some(s) if !s.is_none() => {
@@ -320,7 +354,8 @@ impl PyEngine {
 
     /// One customer's state as a dict, or None.
     fn customer<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let v = py.detach(|| lock(&self.inner).map(|e| e.customer(id).map(serde_json::to_value)))?;
+        let v =
+            py.detach(|| lock(&self.inner).map(|e| e.customer(id).map(serde_json::to_value)))?;
         match v {
             Some(Ok(v)) => Ok(Some(pyjson::to_py(py, &v)?)),
             Some(Err(e)) => Err(PyRuntimeError::new_err(e.to_string())),
@@ -329,28 +364,44 @@ impl PyEngine {
     }
 
     fn customer_ids(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        py.detach(|| lock(&self.inner).map(|e| e.customer_ids().into_iter().map(str::to_string).collect()))
+        py.detach(|| {
+            lock(&self.inner).map(|e| e.customer_ids().into_iter().map(str::to_string).collect())
+        })
     }
 
     /// Apply one event; returns the outcome dict (with `status`).
-    fn process<'py>(&self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn process<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let ev = event_of(py, &self.program, event, None)?;
         let o = py.detach(|| lock(&self.inner).map(|mut e| guard(|| e.process(&ev))))??;
         outcome_py(py, &o, &self.offsets)
     }
 
     /// What `process` would do, without changing anything (explained).
-    fn preview<'py>(&self, py: Python<'py>, event: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn preview<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let ev = event_of(py, &self.program, event, None)?;
         let o = py.detach(|| lock(&self.inner).map(|e| guard(|| e.preview(&ev))))??;
         outcome_py(py, &o, &self.offsets)
     }
 
     /// Move time forward (RFC 3339 text or datetime); returns ledger entries.
-    fn advance_to<'py>(&self, py: Python<'py>, time: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn advance_to<'py>(
+        &self,
+        py: Python<'py>,
+        time: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let t = match pyjson::to_json(time, "time")? {
             Json::String(s) => chrono::DateTime::parse_from_rfc3339(&s)
-                .map_err(|e| PyValueError::new_err(format!("time must be RFC 3339 with an offset: {e}")))?
+                .map_err(|e| {
+                    PyValueError::new_err(format!("time must be RFC 3339 with an offset: {e}"))
+                })?
                 .with_timezone(&chrono::Utc),
             _ => return Err(PyTypeError::new_err("time must be a str or datetime")),
         };
@@ -373,8 +424,9 @@ impl PyEngine {
             evs.push(event_of(py, &self.program, &e?, Some(i))?);
         }
         let threads = threads.unwrap_or_else(default_threads).max(1);
-        let (outs, stats) =
-            py.detach(|| lock(&self.inner).map(|mut e| guard(|| e.replay_parallel(evs, threads))))??;
+        let (outs, stats) = py.detach(|| {
+            lock(&self.inner).map(|mut e| guard(|| e.replay_parallel(evs, threads)))
+        })??;
         let l = PyList::empty(py);
         for o in &outs {
             l.append(outcome_py(py, o, &self.offsets)?)?;
@@ -410,11 +462,14 @@ impl PyEngine {
                 let times: Vec<i64> = events.iter().map(|e| e.time().timestamp_micros()).collect();
                 let n = events.len();
                 let (outs, stats) = {
-                    let mut eng = inner.lock().map_err(|_| "engine unusable after an internal error")?;
+                    let mut eng = inner
+                        .lock()
+                        .map_err(|_| "engine unusable after an internal error")?;
                     eng.replay_parallel(events, threads)
                 };
                 let rows: Vec<i64> = (0..n as i64).collect();
-                let b = arrow_io::ResultsBuilder { program, detail }.build(&outs, &times, &rows, offs)?;
+                let b = arrow_io::ResultsBuilder { program, detail }
+                    .build(&outs, &times, &rows, offs)?;
                 Ok(Ok((b, stats)))
             })
         })?;
@@ -427,7 +482,8 @@ impl PyEngine {
 
     /// Everything, as a dict (customers sorted by id).
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let v = py.detach(|| lock(&self.inner).map(|e| serde_json::to_value(e.snapshot())))?
+        let v = py
+            .detach(|| lock(&self.inner).map(|e| serde_json::to_value(e.snapshot())))?
             .map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         pyjson::to_py(py, &v)
     }
@@ -450,7 +506,12 @@ impl PyEngine {
         } else {
             let j = pyjson::to_json(states, "states")?;
             serde_json::from_value(j).map_err(|e| {
-                errors::plain(py, "invalid_snapshot", format!("not a list of customer states: {e}"), json!({}))
+                errors::plain(
+                    py,
+                    "invalid_snapshot",
+                    format!("not a list of customer states: {e}"),
+                    json!({}),
+                )
             })?
         };
         let n = list.len();
@@ -460,7 +521,10 @@ impl PyEngine {
             guard(|| {
                 let mut snap = eng.snapshot();
                 let mut by_id: std::collections::BTreeMap<String, loyalty_rules::CustomerState> =
-                    snap.customers.drain(..).map(|c| (c.id.clone(), c)).collect();
+                    snap.customers
+                        .drain(..)
+                        .map(|c| (c.id.clone(), c))
+                        .collect();
                 for s in list {
                     by_id.insert(s.id.clone(), s);
                 }

@@ -202,7 +202,9 @@ fn json_text(value: &JsValue) -> Option<String> {
     if value.is_undefined() || value.is_null() || value.is_function() || value.is_symbol() {
         return None;
     }
-    js_sys::JSON::stringify(value).ok().and_then(|s| s.as_string())
+    js_sys::JSON::stringify(value)
+        .ok()
+        .and_then(|s| s.as_string())
 }
 
 fn input_error(kind: &str, what: &str) -> Value {
@@ -227,7 +229,9 @@ extern "C" {
 #[wasm_bindgen(start)]
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        console_error(&format!("loyalty-rules-wasm: internal error (panic): {info}"));
+        console_error(&format!(
+            "loyalty-rules-wasm: internal error (panic): {info}"
+        ));
     }));
 }
 
@@ -279,7 +283,10 @@ pub fn compile(source: &str) -> JsValue {
         Ok(program) => {
             let obj = js_sys::Object::new();
             let _ = js_sys::Reflect::set(&obj, &"ok".into(), &JsValue::TRUE);
-            let handle = JsValue::from(Program { inner: program, map });
+            let handle = JsValue::from(Program {
+                inner: program,
+                map,
+            });
             let _ = js_sys::Reflect::set(&obj, &"program".into(), &handle);
             obj.into()
         }
@@ -366,12 +373,18 @@ impl Engine {
     /// An engine with no customers yet, for a compiled program (which stays usable).
     #[wasm_bindgen(constructor)]
     pub fn new(program: &Program) -> Engine {
-        Engine { inner: core::Engine::new(program.inner.clone()), map: Utf16Map::new(program.inner.source()) }
+        Engine {
+            inner: core::Engine::new(program.inner.clone()),
+            map: Utf16Map::new(program.inner.source()),
+        }
     }
 
     /// Creates or updates a customer's profile (balances and history are kept).
     #[wasm_bindgen(js_name = setCustomer, unchecked_return_type = "OkResult")]
-    pub fn set_customer(&mut self, #[wasm_bindgen(unchecked_param_type = "JsonInput")] customer: JsValue) -> JsValue {
+    pub fn set_customer(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "JsonInput")] customer: JsValue,
+    ) -> JsValue {
         let v = match json_value(&customer, "invalid_customer", "customer") {
             Ok(v) => v,
             Err(e) => return to_js(&result_err(e)),
@@ -384,7 +397,10 @@ impl Engine {
 
     /// Processes one event: applies its effects to the customers' states.
     #[wasm_bindgen(unchecked_return_type = "EvaluateResult")]
-    pub fn process(&mut self, #[wasm_bindgen(unchecked_param_type = "JsonInput")] event: JsValue) -> JsValue {
+    pub fn process(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "JsonInput")] event: JsValue,
+    ) -> JsValue {
         let ev = match self.event(&event) {
             Ok(e) => e,
             Err(e) => return to_js(&result_err(e)),
@@ -395,7 +411,10 @@ impl Engine {
 
     /// What `process` would do, without changing anything, with an explanation.
     #[wasm_bindgen(unchecked_return_type = "EvaluateResult")]
-    pub fn preview(&self, #[wasm_bindgen(unchecked_param_type = "JsonInput")] event: JsValue) -> JsValue {
+    pub fn preview(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "JsonInput")] event: JsValue,
+    ) -> JsValue {
         let ev = match self.event(&event) {
             Ok(e) => e,
             Err(e) => return to_js(&result_err(e)),
@@ -436,7 +455,10 @@ impl Engine {
 impl Engine {
     fn event(&self, event: &JsValue) -> Result<core::Event, Value> {
         let v = json_value(event, "invalid_event", "event")?;
-        self.inner.program().event_from_value(&v).map_err(|e| error_json(&e, &self.map))
+        self.inner
+            .program()
+            .event_from_value(&v)
+            .map_err(|e| error_json(&e, &self.map))
     }
 
     fn outcome(&self, out: &core::Outcome) -> Value {
@@ -454,7 +476,7 @@ fn json_value(value: &JsValue, kind: &str, what: &str) -> Result<Value, Value> {
     let Some(text) = json_text(value) else {
         return Err(input_error(kind, what));
     };
-    serde_json::from_str(&text).map_err(|e| {
-        json!({"kind": kind, "message": format!("not valid JSON: {e}"), "diagnostics": []})
-    })
+    serde_json::from_str(&text).map_err(
+        |e| json!({"kind": kind, "message": format!("not valid JSON: {e}"), "diagnostics": []}),
+    )
 }

@@ -27,11 +27,20 @@ impl Utf16Map {
         for (byte, ch) in source.char_indices() {
             let unit_len = ch.len_utf16();
             if !ch.is_ascii() {
-                wide.push(Wide { byte, unit, byte_len: ch.len_utf8(), unit_len });
+                wide.push(Wide {
+                    byte,
+                    unit,
+                    byte_len: ch.len_utf8(),
+                    unit_len,
+                });
             }
             unit += unit_len;
         }
-        Utf16Map { len_bytes: source.len(), len_units: unit, wide }
+        Utf16Map {
+            len_bytes: source.len(),
+            len_units: unit,
+            wide,
+        }
     }
 
     /// Length of the source in UTF-16 code units.

@@ -143,33 +143,41 @@ fn contains_ci(hay: &str, needle: &str) -> bool {
     n.is_empty() || h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
-/// Glob match with `*` and `?`, ASCII case-insensitive; linear backtracking.
+/// Glob match with `*` and `?`, ASCII case-insensitive; linear
+/// backtracking over byte offsets (no allocation).
 fn glob(text: &str, pat: &str) -> bool {
-    let t: Vec<char> = text.chars().collect();
-    let p: Vec<char> = pat.chars().collect();
+    let next = |s: &str, i: usize| s[i..].chars().next();
     let (mut ti, mut pi) = (0usize, 0usize);
-    let (mut star, mut mark) = (None::<usize>, 0usize);
-    let eq = |a: char, b: char| a == b || a.eq_ignore_ascii_case(&b);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || (p[pi] != '*' && eq(p[pi], t[ti]))) {
-            ti += 1;
-            pi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
+    let mut star: Option<usize> = None;
+    let mut mark = 0usize;
+    while let Some(tc) = next(text, ti) {
+        match next(pat, pi) {
+            Some(pc) if pc == '?' || (pc != '*' && pc.eq_ignore_ascii_case(&tc)) => {
+                ti += tc.len_utf8();
+                pi += pc.len_utf8();
+                continue;
+            }
+            Some('*') => {
+                star = Some(pi);
+                mark = ti;
+                pi += 1;
+                continue;
+            }
+            _ => {}
+        }
+        match star {
+            Some(s) => {
+                pi = s + 1;
+                mark += next(text, mark).map_or(1, char::len_utf8);
+                ti = mark;
+            }
+            None => return false,
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while next(pat, pi) == Some('*') {
         pi += 1;
     }
-    pi == p.len()
+    pi == pat.len()
 }
 
 fn num(v: V<'_>) -> Option<Decimal> {
@@ -678,9 +686,8 @@ pub(crate) fn run_with<'a>(
     let mut cx = Ctx::new(event, customer, st, ir.caps.len());
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
     let mut stopped_by: Option<&Arc<str>> = None;
-    // group index -> the rule that took it
-    // allocated only when a group member fires
-    let mut taken: Vec<Option<(u32, Option<Decimal>)>> = Vec::new();
+    // group index -> the rule that took it (on the stack for up to 8 groups)
+    let mut taken = Taken::new(ir.groups.len());
     let mut deferred: Vec<Deferred<'_>> = Vec::new();
 
     for &ri in order {
@@ -693,7 +700,7 @@ pub(crate) fn run_with<'a>(
             continue;
         }
         if let Some((g, best)) = rule.group {
-            if let Some((winner, _)) = taken.get(g as usize).copied().flatten() {
+            if let Some((winner, _)) = taken.get(g) {
                 if best {
                     // already explained when the group was resolved
                     continue;
@@ -736,7 +743,7 @@ pub(crate) fn run_with<'a>(
                 if let Some(w) = win {
                     let wi = fired[w].0;
                     let wpts = fired[w].1;
-                    take_group(&mut taken, ir.groups.len(), g, Some((wi, Some(wpts))));
+                    taken.set(g, Some((wi, Some(wpts))));
                     let wrule = &ir.rules[wi as usize];
                     for (i, (mi, _, effs, defs, caps)) in fired.into_iter().enumerate() {
                         let m = &ir.rules[mi as usize];
@@ -759,7 +766,7 @@ pub(crate) fn run_with<'a>(
                     }
                 } else {
                     cx.cap_used = saved_caps;
-                    take_group(&mut taken, ir.groups.len(), g, Some((ri, None)));
+                    taken.set(g, Some((ri, None)));
                 }
                 continue;
             }
@@ -780,7 +787,7 @@ pub(crate) fn run_with<'a>(
             fired_rules.push(ri);
             note(&mut out, ir, c, rule, true, "", String::new(), None);
             if let Some((g, _)) = rule.group {
-                take_group(&mut taken, ir.groups.len(), g, Some((ri, None)));
+                taken.set(g, Some((ri, None)));
             }
             if rule.stop {
                 stopped_by = Some(&rule.name);
@@ -870,16 +877,37 @@ pub(crate) fn run_with<'a>(
     (out, fired_rules)
 }
 
-fn take_group(
-    taken: &mut Vec<Option<(u32, Option<Decimal>)>>,
-    n: usize,
-    g: u16,
-    v: Option<(u32, Option<Decimal>)>,
-) {
-    if taken.is_empty() {
-        taken.resize(n, None);
+type Taker = Option<(u32, Option<Decimal>)>;
+
+/// Which rule took each group, without allocating for small programs.
+enum Taken {
+    Small([Taker; 8]),
+    Large(Vec<Taker>),
+}
+
+impl Taken {
+    fn new(groups: usize) -> Taken {
+        if groups <= 8 {
+            Taken::Small([None; 8])
+        } else {
+            Taken::Large(vec![None; groups])
+        }
     }
-    taken[g as usize] = v;
+    fn get(&self, g: u16) -> Taker {
+        match self {
+            Taken::Small(a) => a.get(g as usize).copied().flatten(),
+            Taken::Large(v) => v.get(g as usize).copied().flatten(),
+        }
+    }
+    fn set(&mut self, g: u16, v: Taker) {
+        let slot = match self {
+            Taken::Small(a) => a.get_mut(g as usize),
+            Taken::Large(v) => v.get_mut(g as usize),
+        };
+        if let Some(slot) = slot {
+            *slot = v;
+        }
+    }
 }
 
 /// Cut `pts` to what the program-wide caps for `kind` still allow.
@@ -1495,4 +1523,21 @@ fn note(
         end: span.end as usize,
         values,
     });
+}
+
+#[cfg(test)]
+mod glob_tests {
+    use super::glob;
+
+    #[test]
+    fn globs() {
+        assert!(glob("COF-123", "cof-*"));
+        assert!(glob("COF-123", "*-1?3"));
+        assert!(!glob("COF-123", "tea-*"));
+        assert!(glob("", "*"));
+        assert!(!glob("", "?"));
+        assert!(glob("Café €5", "caf? €*"));
+        assert!(glob("aaab", "*a*b"));
+        assert!(!glob("aaa", "*b"));
+    }
 }
