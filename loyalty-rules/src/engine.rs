@@ -287,10 +287,56 @@ impl Engine {
         let mut ids: Vec<Arc<str>> = self.customers.keys().cloned().collect();
         ids.sort();
         let ir = &self.program.inner.ir;
+        let mut changed = Vec::new();
         for id in ids {
             if let Some(e) = self.customers.get_mut(&id) {
+                let before = e.state.tier.clone();
                 advance_customer(ir, &mut e.state, &id, t, &mut ledger);
                 refresh_view(&self.program, e);
+                if e.state.tier != before {
+                    changed.push((
+                        id,
+                        before,
+                        e.state.tier.clone(),
+                        e.state.tier_since.unwrap_or(t),
+                    ));
+                }
+            }
+        }
+        // tier changes at review run the `tier_change` rules too
+        for (id, from, to, at) in changed {
+            let mut transfers = Vec::new();
+            let base = format!("review:{}:{}", id, at.to_rfc3339());
+            if let Some(o) =
+                self.tier_change_rules(&id, &from, &to, at, &base, false, &mut transfers)
+            {
+                if !o.effects.is_empty() {
+                    ledger.push(LedgerEntry::Rules {
+                        customer: id.clone(),
+                        event: Arc::from(base.as_str()),
+                        effects: o.effects.clone(),
+                    });
+                }
+                let derived = self
+                    .program
+                    .inner
+                    .ir
+                    .events
+                    .iter()
+                    .position(|e| e.name == "tier_change")
+                    .map(|tc| Event {
+                        ty: tc as u16,
+                        type_name: Arc::from("tier_change"),
+                        id: Arc::from(base.as_str()),
+                        customer: id.clone(),
+                        time: at,
+                        local: local_of(&self.program.inner.ir, at),
+                        fields: Vec::new(),
+                    });
+                if let Some(d) = derived {
+                    let mut o = o;
+                    self.deliver(&d, transfers, &mut o);
+                }
             }
         }
         self.clock = Some(self.clock.map_or(t, |c| c.max(t)));
@@ -553,6 +599,73 @@ impl Engine {
         }
     }
 
+    /// Run the `tier_change` rules for a tier change of customer `id` at
+    /// `time` (as the derived event `base`) and apply their effects.
+    #[allow(clippy::too_many_arguments)]
+    fn tier_change_rules(
+        &mut self,
+        id: &Arc<str>,
+        from: &Option<String>,
+        to: &Option<String>,
+        time: DateTime<Utc>,
+        base: &str,
+        explain: bool,
+        transfers: &mut Vec<Transfer>,
+    ) -> Option<Outcome> {
+        let program = self.program.clone();
+        let c: &Compiled = &program.inner;
+        let ir = &c.ir;
+        let tc = ir.events.iter().position(|e| e.name == "tier_change")?;
+        if c.by_event[tc].is_empty() {
+            return None;
+        }
+        let tier_val = |t: &Option<String>| match t
+            .as_ref()
+            .and_then(|n| ir.tiers.iter().position(|x| **x == **n))
+        {
+            Some(i) => Value::Tier(i as u16),
+            None => Value::Null,
+        };
+        let derived = Event {
+            ty: tc as u16,
+            type_name: Arc::from("tier_change"),
+            id: Arc::from(base),
+            customer: id.clone(),
+            time,
+            local: local_of(ir, time),
+            fields: vec![
+                Value::Text(base.into()),
+                Value::Text((**id).into()),
+                Value::DateTime(time),
+                tier_val(from),
+                tier_val(to),
+            ],
+        };
+        let entry = self.customers.get(id)?;
+        let (o2, fired2) = eval::run_with(
+            c,
+            &derived,
+            &entry.view,
+            explain,
+            Some(StateCtx {
+                customer: &entry.state,
+                budgets: &self.budgets,
+            }),
+        );
+        let entry = self.customers.get_mut(id)?;
+        commit(
+            ir,
+            &mut entry.state,
+            &mut self.budgets,
+            &derived,
+            &o2,
+            &fired2,
+            transfers,
+        );
+        refresh_view(&self.program, entry);
+        Some(o2)
+    }
+
     fn process_one(
         &mut self,
         event: &Event,
@@ -619,6 +732,9 @@ impl Engine {
         }
 
         let mut ledger_entries = Vec::new();
+        // before the review in `advance_customer`, so a downgrade at review
+        // also runs the `tier_change` rules
+        let tier_before = entry.state.tier.clone();
         let st = &mut entry.state;
         advance_customer(ir, st, &id, event.time, &mut ledger_entries);
         // history includes the current event
@@ -667,7 +783,7 @@ impl Engine {
             }),
         );
         let entry = self.customers.get_mut(&id).expect("present");
-        let tier_before = entry.state.tier.clone();
+        let profile_before = entry.state.profile.len();
         commit(
             ir,
             &mut entry.state,
@@ -678,64 +794,39 @@ impl Engine {
             transfers,
         );
         qualify_tier(ir, &mut entry.state, &id, event, &mut ledger_entries);
+        if entry.state.profile.len() != profile_before
+            || out
+                .effects
+                .iter()
+                .any(|e| matches!(e, Effect::SetAttribute { .. }))
+        {
+            // `set customer.x` effects: later events must see them
+            if let Ok(v) = view_of(&self.program, &entry.state) {
+                entry.view = v;
+            }
+        }
         refresh_view(&self.program, entry);
         // A tier change runs the `tier_change` rules (one level deep).
-        if entry.state.tier != tier_before {
-            if let Some(tc) = ir.events.iter().position(|e| e.name == "tier_change") {
-                if !c.by_event[tc].is_empty() {
-                    let tier_val = |t: &Option<String>| match t
-                        .as_ref()
-                        .and_then(|n| ir.tiers.iter().position(|x| **x == **n))
-                    {
-                        Some(i) => Value::Tier(i as u16),
-                        None => Value::Null,
-                    };
-                    let derived = Event {
-                        ty: tc as u16,
-                        type_name: Arc::from("tier_change"),
-                        id: Arc::from(format!("{}#tier", event.id).as_str()),
-                        customer: id.clone(),
-                        time: event.time,
-                        local: local_of(ir, event.time),
-                        fields: vec![
-                            Value::Text(format!("{}#tier", event.id).into()),
-                            Value::Text((*id).into()),
-                            Value::DateTime(event.time),
-                            tier_val(&tier_before),
-                            tier_val(&entry.state.tier),
-                        ],
-                    };
-                    let entry = self.customers.get(&id).expect("present");
-                    let (o2, fired2) = eval::run_with(
-                        c,
-                        &derived,
-                        &entry.view,
-                        explain,
-                        Some(StateCtx {
-                            customer: &entry.state,
-                            budgets: &self.budgets,
-                        }),
-                    );
-                    let entry = self.customers.get_mut(&id).expect("present");
-                    commit(
-                        ir,
-                        &mut entry.state,
-                        &mut self.budgets,
-                        &derived,
-                        &o2,
-                        &fired2,
-                        transfers,
-                    );
-                    refresh_view(&self.program, entry);
-                    out.effects.extend(o2.effects);
-                    out.errors.extend(o2.errors);
-                    if let (Some(a), Some(b)) = (out.explanation.as_mut(), o2.explanation) {
-                        a.extend(b);
-                    }
-                    let mut total = out.points + o2.points;
-                    total.rescale(ir.decimals);
-                    out.points = total;
+        let tier_after = entry.state.tier.clone();
+        if tier_after != tier_before {
+            let base = format!("{}#tier", event.id);
+            if let Some(o2) = self.tier_change_rules(
+                &id,
+                &tier_before,
+                &tier_after,
+                event.time,
+                &base,
+                explain,
+                transfers,
+            ) {
+                out.effects.extend(o2.effects);
+                out.errors.extend(o2.errors);
+                if let (Some(a), Some(b)) = (out.explanation.as_mut(), o2.explanation) {
+                    a.extend(b);
                 }
+                let mut total = out.points + o2.points;
+                total.rescale(ir.decimals);
+                out.points = total;
             }
         }
         let entry = self.customers.get_mut(&id).expect("present");

@@ -94,6 +94,15 @@ pub enum LedgerEntry {
         /// The refunded event.
         original: Arc<str>,
     },
+    /// Effects of the `tier_change` rules run by a review in `advance_to`.
+    Rules {
+        /// Whose.
+        customer: Arc<str>,
+        /// The derived event (`review:<customer>:<time>`).
+        event: Arc<str>,
+        /// What the rules did.
+        effects: Vec<Effect>,
+    },
     /// A tier change by qualification or review.
     Tier {
         /// Whose.
