@@ -17,3 +17,5 @@ for dir in examples/*/; do
     "$bin" "${args[@]}"
   fi
 done
+echo "== stateful replay of examples/retail/events.jsonl"
+"$bin" run examples/retail/program.rules examples/retail/events.jsonl
