@@ -58,14 +58,16 @@ export interface RulesError {
 
 /** One effect of an outcome. Decimal values are strings. */
 export type Effect =
-  | { effect: "award"; rule: string; customer: string; kind: string; points: string }
-  | { effect: "multiply"; rule: string; customer: string; factor: string; points: string }
+  | { effect: "award"; rule: string; customer: string; kind: string; points: string;
+      capped?: { limit: string; requested: string; remaining: string } }
+  | { effect: "multiply"; rule: string; customer: string; kind: string; factor: string; points: string }
+  | { effect: "redeem"; rule: string; customer: string; points: string; reward?: string }
   | { effect: "reward"; rule: string; customer: string; reward: string }
   | { effect: "tier"; rule: string; customer: string; from: string | null; to: string }
   | { effect: "tag"; rule: string; customer: string; tag: string }
   | { effect: "notify"; rule: string; customer: string; message: string }
   | { effect: "set_attribute"; rule: string; customer: string; attribute: string; value: unknown }
-  | { effect: "extend_expiry"; rule: string; customer: string; months: number };
+  | { effect: "extend_expiry"; rule: string; customer: string; months?: number; days?: number };
 
 /** Why one rule did or did not fire (present only from `Program.explain`). */
 export interface RuleExplanation {

@@ -111,6 +111,8 @@ pub enum Item {
     Expiry(ExpirySpec, Span),
     /// `points are pending for 14 days`
     Pending(u32, PeriodUnit, Span),
+    /// `warn 10 days before points expire`
+    ExpiryWarning(u32, PeriodUnit, Span),
     /// `at most 5000 points per customer per month` (all rules together)
     ProgramCap {
         /// The cap.
@@ -431,6 +433,13 @@ pub enum EffectKind {
     Tag(Name),
     /// `notify "message"`
     Notify(Name),
+    /// `redeem N points [for reward "x"]` (auto-redeem)
+    Redeem {
+        /// How many points.
+        points: Expr,
+        /// The reward bought.
+        reward: Option<Name>,
+    },
     /// `extend expiry by N months|days`
     ExtendExpiry {
         /// How much.

@@ -32,6 +32,7 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
             rules: Vec::new(),
             expiry: ExpirySpec::Never,
             pending: None,
+            warning: None,
             caps: Vec::new(),
             tiering: None,
             tracked: Vec::new(),
@@ -364,6 +365,7 @@ impl Checker<'_, '_> {
             Item::Rule(_)
             | Item::Expiry(..)
             | Item::Pending(..)
+            | Item::ExpiryWarning(..)
             | Item::ProgramCap { .. }
             | Item::TierQualification { .. } => {}
         }
@@ -374,6 +376,9 @@ impl Checker<'_, '_> {
         match item {
             Item::Expiry(e, span) if self.once("points expire", *span) => {
                 self.ir.expiry = *e;
+            }
+            Item::ExpiryWarning(n, u, span) if self.once("warn before points expire", *span) => {
+                self.ir.warning = Some((*n, *u));
             }
             Item::Pending(n, u, span) if self.once("points are pending", *span) => {
                 self.ir.pending = Some((*n, *u));
@@ -2230,6 +2235,35 @@ impl Checker<'_, '_> {
                 }
             }
             EffectKind::Tag(t) => EffectIr::Tag(Arc::from(t.text.as_str())),
+            EffectKind::Redeem { points, reward } => {
+                let points = self.number_node(points, "the points to redeem");
+                let reward = match reward {
+                    None => None,
+                    Some(r) => match self
+                        .ir
+                        .rewards
+                        .iter()
+                        .find(|x| x.eq_ignore_ascii_case(&r.text))
+                        .cloned()
+                    {
+                        Some(x) => Some(x),
+                        None => {
+                            let hint = did_you_mean(&r.text, self.ir.rewards.iter().map(|x| &**x))
+                                .or_else(|| {
+                                    Some(format!("declare it with `rewards \"{}\"`", r.text))
+                                });
+                            self.sink.error(
+                                ErrorKind::UnknownReward,
+                                r.span,
+                                format!("unknown reward \"{}\"", r.text),
+                                hint,
+                            );
+                            return None;
+                        }
+                    },
+                };
+                EffectIr::Redeem { points, reward }
+            }
             EffectKind::Notify(m) => EffectIr::Notify(Arc::from(m.text.as_str())),
             EffectKind::ExtendExpiry { amount, months } => EffectIr::Extend {
                 amount: *amount,

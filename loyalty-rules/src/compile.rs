@@ -103,6 +103,9 @@ fn fold_program(ir: &mut ProgramIr) {
                     EffectIr::Grant { to: Some(t), .. } => {
                         folder.fold(t);
                     }
+                    EffectIr::Redeem { points, .. } => {
+                        folder.fold(points);
+                    }
                     EffectIr::SetAttr { value, .. } => {
                         folder.fold(value);
                     }

@@ -653,6 +653,8 @@ impl Engine {
             }),
         );
         let entry = self.customers.get_mut(id)?;
+        let mut ledger = Vec::new();
+        let mut notes = Vec::new();
         commit(
             ir,
             &mut entry.state,
@@ -661,8 +663,13 @@ impl Engine {
             &o2,
             &fired2,
             transfers,
+            &mut ledger,
+            &mut notes,
         );
         refresh_view(&self.program, entry);
+        let mut o2 = o2;
+        o2.ledger.extend(ledger);
+        o2.errors.extend(notes);
         Some(o2)
     }
 
@@ -784,6 +791,7 @@ impl Engine {
         );
         let entry = self.customers.get_mut(&id).expect("present");
         let profile_before = entry.state.profile.len();
+        let mut notes = Vec::new();
         commit(
             ir,
             &mut entry.state,
@@ -792,7 +800,10 @@ impl Engine {
             &out,
             &fired,
             transfers,
+            &mut ledger_entries,
+            &mut notes,
         );
+        out.errors.append(&mut notes);
         qualify_tier(ir, &mut entry.state, &id, event, &mut ledger_entries);
         if entry.state.profile.len() != profile_before
             || out
@@ -821,6 +832,7 @@ impl Engine {
             ) {
                 out.effects.extend(o2.effects);
                 out.errors.extend(o2.errors);
+                ledger_entries.extend(o2.ledger);
                 if let (Some(a), Some(b)) = (out.explanation.as_mut(), o2.explanation) {
                     a.extend(b);
                 }
@@ -1030,7 +1042,7 @@ fn advance_customer(
     now: DateTime<Utc>,
     out: &mut Vec<LedgerEntry>,
 ) {
-    ledger::advance(st, now, id, out);
+    ledger::advance(st, now, id, out, ir.warning.map(|(n, u)| (n, u, ir.tz)));
     // tier review
     let Some(tiering) = &ir.tiering else { return };
     let Some((n, unit, drop_one)) = tiering.review else {
@@ -1215,6 +1227,7 @@ fn credit(
         expires_at: history::expiry_of(event.time, ir.tz, spec),
         event: event.id.to_string(),
         rule: rule.to_string(),
+        warned: false,
     };
     ledger::earn(st, lot, event.time);
     let _ = own;
@@ -1229,6 +1242,7 @@ fn rule_index(ir: &ProgramIr, name: &Arc<str>) -> Option<usize> {
 }
 
 /// Apply a rule evaluation's effects to the customer's state.
+#[allow(clippy::too_many_arguments)]
 fn commit(
     ir: &ProgramIr,
     st: &mut CustomerState,
@@ -1237,6 +1251,8 @@ fn commit(
     out: &Outcome,
     fired: &[u32],
     transfers: &mut Vec<Transfer>,
+    ledger_out: &mut Vec<LedgerEntry>,
+    notes: &mut Vec<crate::outcome::RuleError>,
 ) {
     let today = event.local.date;
     let own = |c: &Arc<str>| Arc::ptr_eq(c, &event.customer) || *c == event.customer;
@@ -1383,6 +1399,40 @@ fn commit(
                 }
             }
             Effect::Notify { .. } => {}
+            Effect::Redeem {
+                rule,
+                customer,
+                points,
+                reward,
+            } => {
+                if !own(customer) {
+                    continue;
+                }
+                if st.balances.available >= *points {
+                    ledger::redeem(st, *points);
+                    let reward = reward.clone().unwrap_or_else(|| Arc::from(""));
+                    if !reward.is_empty() {
+                        st.rewards.push(RewardGrant {
+                            reward: reward.to_string(),
+                            at: event.time,
+                            event: event.id.to_string(),
+                        });
+                    }
+                    ledger_out.push(LedgerEntry::Redeemed {
+                        customer: customer.clone(),
+                        points: *points,
+                        reward,
+                    });
+                } else {
+                    notes.push(crate::outcome::RuleError {
+                        rule: rule.clone(),
+                        message: format!(
+                            "redeem skipped: {} available, {} needed",
+                            st.balances.available, points
+                        ),
+                    });
+                }
+            }
         }
     }
     if out

@@ -1396,6 +1396,19 @@ fn effect<'a>(
                 value: to_json(ir, &v),
             });
         }
+        EffectIr::Redeem { points, reward } => {
+            if let Some(p) = num(ev.eval(points, cx)?) {
+                let p = round_points(ir, p);
+                if p > Decimal::ZERO {
+                    effs.push(Effect::Redeem {
+                        rule: rule.name.clone(),
+                        customer: cx.event.customer.clone(),
+                        points: p,
+                        reward: reward.clone(),
+                    });
+                }
+            }
+        }
         EffectIr::Tag(t) => effs.push(Effect::Tag {
             rule: rule.name.clone(),
             customer: cx.event.customer.clone(),

@@ -120,6 +120,9 @@ fn item_text(out: &mut String, item: &Item) {
         Item::Expiry(e, _) => {
             let _ = writeln!(out, "points expire {}", expiry(*e));
         }
+        Item::ExpiryWarning(n, u, _) => {
+            let _ = writeln!(out, "warn {n} {} before points expire", unit(*u));
+        }
         Item::Pending(n, u, _) => {
             let _ = writeln!(out, "points are pending for {n} {}", unit(*u));
         }
@@ -465,6 +468,14 @@ fn effect(e: &Effect) -> String {
             )
         }
         EffectKind::Tag(t) => format!("tag customer {}", quote(&t.text)),
+        EffectKind::Redeem { points, reward } => match reward {
+            Some(r) => format!(
+                "redeem {} points for reward {}",
+                expr_at(points, ADD),
+                quote(&r.text)
+            ),
+            None => format!("redeem {} points", expr_at(points, ADD)),
+        },
         EffectKind::Notify(m) => format!("notify {}", quote(&m.text)),
         EffectKind::ExtendExpiry { amount, months } => {
             format!(

@@ -65,6 +65,28 @@ pub(crate) fn add_period(
     }
 }
 
+/// `t` minus `n` units, in local calendar terms for months and years.
+pub(crate) fn sub_period(
+    t: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    n: u32,
+    u: PeriodUnit,
+) -> Option<DateTime<Utc>> {
+    match u {
+        PeriodUnit::Day => t.checked_sub_days(Days::new(u64::from(n))),
+        PeriodUnit::Week => t.checked_sub_days(Days::new(u64::from(n) * 7)),
+        PeriodUnit::Month | PeriodUnit::Year => {
+            let months = if u == PeriodUnit::Year {
+                n.saturating_mul(12)
+            } else {
+                n
+            };
+            let local = t.with_timezone(&tz).naive_local();
+            Some(resolve(tz, local.checked_sub_months(Months::new(months))?))
+        }
+    }
+}
+
 fn resolve(tz: chrono_tz::Tz, local: chrono::NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         chrono::LocalResult::Single(t) => t.with_timezone(&Utc),

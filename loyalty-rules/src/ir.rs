@@ -178,6 +178,10 @@ pub(crate) enum EffectIr {
     },
     Tag(Arc<str>),
     Notify(Arc<str>),
+    Redeem {
+        points: Node,
+        reward: Option<Arc<str>>,
+    },
     Extend {
         amount: u32,
         months: bool,
@@ -220,6 +224,8 @@ pub(crate) struct ProgramIr {
     pub rules: Vec<RuleIr>,
     pub expiry: ExpirySpec,
     pub pending: Option<(u32, PeriodUnit)>,
+    /// `warn N units before points expire`
+    pub warning: Option<(u32, PeriodUnit)>,
     pub caps: Vec<ProgramCapIr>,
     pub tiering: Option<TieringIr>,
     /// History sums kept per event type: (event type, field slot).

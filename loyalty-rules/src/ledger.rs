@@ -70,7 +70,35 @@ pub(crate) fn advance(
     now: DateTime<Utc>,
     who: &Arc<str>,
     ledger: &mut Vec<LedgerEntry>,
+    warn: Option<(u32, crate::ast::PeriodUnit, chrono_tz::Tz)>,
 ) {
+    if let Some((n, unit, tz)) = warn {
+        // `warn N units before points expire`: once per lot
+        let mut points = Decimal::ZERO;
+        let mut first: Option<DateTime<Utc>> = None;
+        for lot in st.lots.iter_mut() {
+            let Some(exp) = lot.expires_at else { continue };
+            if lot.warned || lot.remaining.is_zero() || exp <= now {
+                continue;
+            }
+            if crate::history::sub_period(exp, tz, n, unit).is_some_and(|w| w <= now) {
+                lot.warned = true;
+                points += lot.remaining;
+                first = Some(first.map_or(exp, |f| f.min(exp)));
+            }
+        }
+        if let Some(expires_at) = first {
+            ledger.push(LedgerEntry::ExpiryWarning {
+                customer: who.clone(),
+                points,
+                expires_at,
+            });
+        }
+    }
+    // nothing to release or expire yet
+    if st.next_due.is_none_or(|d| d > now) {
+        return;
+    }
     let mut released = Decimal::ZERO;
     let mut expired = Decimal::ZERO;
     let mut lots = std::mem::take(&mut st.lots);

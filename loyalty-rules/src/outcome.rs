@@ -69,6 +69,15 @@ pub enum LedgerEntry {
         /// How many.
         points: Decimal,
     },
+    /// Points will expire soon (`warn N days before points expire`).
+    ExpiryWarning {
+        /// Whose.
+        customer: Arc<str>,
+        /// How many.
+        points: Decimal,
+        /// When the earliest of them expire.
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
     /// Points expired.
     Expired {
         /// Whose.
@@ -195,6 +204,19 @@ pub enum Effect {
         attribute: Arc<str>,
         /// New value (JSON; decimals as strings).
         value: serde_json::Value,
+    },
+    /// Points to spend on a reward (auto-redeem). The engine spends them
+    /// if the customer has enough available points, else notes it in `errors`.
+    Redeem {
+        /// The rule.
+        rule: Arc<str>,
+        /// Whose points.
+        customer: Arc<str>,
+        /// How many.
+        points: Decimal,
+        /// The reward bought.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reward: Option<Arc<str>>,
     },
     /// Points' expiry pushed back.
     ExtendExpiry {

@@ -403,6 +403,18 @@ impl Builder<'_, '_> {
                 self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?,
                 span,
             ),
+            Rule::warning_setting => {
+                let mut n = 0;
+                let mut unit = PeriodUnit::Day;
+                for x in inner {
+                    match x.as_rule() {
+                        Rule::integer => n = self.small_int(&x)?,
+                        Rule::period_unit => unit = period_unit(x),
+                        _ => {}
+                    }
+                }
+                Item::ExpiryWarning(n, unit, span)
+            }
             Rule::pending_setting => {
                 let mut n = 0;
                 let mut unit = PeriodUnit::Day;
@@ -816,6 +828,21 @@ impl Builder<'_, '_> {
                 EffectKind::SetAttr { target, value }
             }
             Rule::tag_effect => EffectKind::Tag(unquote(inner.last()?)),
+            Rule::redeem => {
+                let mut points = None;
+                let mut reward = None;
+                for x in inner {
+                    match x.as_rule() {
+                        Rule::additive => points = Some(self.expr(x)?),
+                        Rule::string => reward = Some(unquote(x)),
+                        _ => {}
+                    }
+                }
+                EffectKind::Redeem {
+                    points: points?,
+                    reward,
+                }
+            }
             Rule::notify => EffectKind::Notify(unquote(inner.last()?)),
             Rule::extend_expiry => {
                 let mut amount = 0;
@@ -1024,6 +1051,29 @@ impl Builder<'_, '_> {
     }
 
     fn expr_d(&mut self, p: Pair<'_, Rule>) -> Option<(Expr, usize)> {
+        // Skip the precedence levels that only wrap one child without
+        // recursing: a bracket costs one frame instead of ten, which keeps
+        // the 32 levels of nesting allowed well inside small stacks
+        // (test threads, WebAssembly).
+        let mut p = p;
+        loop {
+            let single = match p.as_rule() {
+                Rule::expr | Rule::filter | Rule::paren => true,
+                Rule::or_expr
+                | Rule::and_expr
+                | Rule::not_expr
+                | Rule::cmp_expr
+                | Rule::additive
+                | Rule::multiplicative
+                | Rule::unary
+                | Rule::postfix => p.clone().into_inner().nth(1).is_none(),
+                _ => false,
+            };
+            if !single {
+                break;
+            }
+            p = p.into_inner().next()?;
+        }
         let span = span_of(&p);
         let kind = p.as_rule();
         let mut inner = p.into_inner();

@@ -46,6 +46,9 @@ pub struct Lot {
     pub event: String,
     /// The rule that awarded it.
     pub rule: String,
+    /// An expiry warning was given for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warned: bool,
 }
 
 /// A reward granted to the customer.

@@ -160,3 +160,23 @@ proptest! {
         let _ = loyalty_rules::completions(&src, src.len() / 2);
     }
 }
+
+#[test]
+fn allowed_nesting_fits_a_small_stack() {
+    // 31 brackets (the limit is 32) must compile on a 1 MiB stack, like a
+    // WebAssembly module's default, even in a debug build.
+    let src = format!(
+        "IF purchase > {}1{} THEN award 1",
+        "(".repeat(31),
+        ")".repeat(31)
+    );
+    let handle = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            Program::compile(&src)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+    assert_eq!(handle.join().unwrap(), Ok(()));
+}

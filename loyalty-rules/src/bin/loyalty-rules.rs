@@ -397,6 +397,17 @@ fn print_human(o: &loyalty_rules::Outcome) {
                 from.as_deref().unwrap_or("none")
             ),
             Effect::Tag { rule, tag, .. } => format!("  tag \"{tag}\"  ({rule})"),
+            Effect::Redeem {
+                rule,
+                points,
+                reward,
+                ..
+            } => {
+                format!(
+                    "  redeem {points} points for \"{}\"  ({rule})",
+                    reward.as_deref().unwrap_or("")
+                )
+            }
             Effect::Notify { rule, message, .. } => format!("  notify \"{message}\"  ({rule})"),
             Effect::SetAttribute {
                 rule,
