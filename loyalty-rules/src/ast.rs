@@ -466,6 +466,20 @@ pub enum CmpOp {
     Ge,
 }
 
+impl CmpOp {
+    /// The operator as written in canonical source.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
 /// Text tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TextOp {
@@ -477,6 +491,18 @@ pub enum TextOp {
     EndsWith,
     /// `matches "glob*"` (case-insensitive, `*` and `?`).
     Matches,
+}
+
+impl TextOp {
+    /// The test as written in source.
+    pub fn words(self) -> &'static str {
+        match self {
+            TextOp::Contains => "contains",
+            TextOp::StartsWith => "starts with",
+            TextOp::EndsWith => "ends with",
+            TextOp::Matches => "matches",
+        }
+    }
 }
 
 /// Arithmetic operators.

@@ -1105,7 +1105,6 @@ impl Checker<'_, '_> {
                             node: Node::new(NodeKind::Const(Value::List(values)), elem_ty, span),
                             num_literal: false,
                         }
-                        .into_list_of(elem_ty)
                     }
                     None => k(NodeKind::Const(Value::List(values)), Ty::Error),
                 }
@@ -1166,7 +1165,7 @@ impl Checker<'_, '_> {
                         span,
                         format!(
                             "`{}` needs text, but got {} and {}",
-                            text_op_word(*op),
+                            op.words(),
                             a_c.node.ty.name(),
                             b_c.node.ty.name()
                         ),
@@ -1427,7 +1426,7 @@ impl Checker<'_, '_> {
                 _ => None,
             };
             let msg = if ta == tb {
-                format!("{} cannot be compared with `{}`", ta.name(), cmp_word(op))
+                format!("{} cannot be compared with `{}`", ta.name(), op.symbol())
             } else {
                 format!(
                     "cannot compare {} (`{}`) with {} (`{}`)",
@@ -2437,40 +2436,12 @@ impl Ty {
     }
 }
 
-impl Checked {
-    /// A literal list of tiers/weekdays: its node type is the element type
-    /// and `In` accepts it (see `is_list_of_symbol`).
-    fn into_list_of(self, _elem: Ty) -> Checked {
-        self
-    }
-}
-
-fn cmp_word(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Eq => "=",
-        CmpOp::Ne => "!=",
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-    }
-}
-
 fn arith_word(op: ArithOp) -> &'static str {
     match op {
         ArithOp::Add => "add",
         ArithOp::Sub => "subtract",
         ArithOp::Mul => "multiply",
         ArithOp::Div => "divide",
-    }
-}
-
-fn text_op_word(op: TextOp) -> &'static str {
-    match op {
-        TextOp::Contains => "contains",
-        TextOp::StartsWith => "starts with",
-        TextOp::EndsWith => "ends with",
-        TextOp::Matches => "matches",
     }
 }
 

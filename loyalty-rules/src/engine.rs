@@ -253,8 +253,8 @@ impl Engine {
     /// A duplicate id or a late event changes nothing (see `Outcome::status`).
     pub fn process(&mut self, event: &Event) -> Outcome {
         let mut transfers = Vec::new();
-        let mut out = self.process_one(event, false, &mut transfers);
-        self.deliver(event, transfers, &mut out);
+        let out = self.process_one(event, false, &mut transfers);
+        self.deliver(event, transfers);
         out
     }
 
@@ -334,8 +334,7 @@ impl Engine {
                         fields: Vec::new(),
                     });
                 if let Some(d) = derived {
-                    let mut o = o;
-                    self.deliver(&d, transfers, &mut o);
+                    self.deliver(&d, transfers);
                 }
             }
         }
@@ -485,14 +484,14 @@ impl Engine {
                         let mut crossed = false;
                         for (i, ev) in evs {
                             let mut transfers = Vec::new();
-                            let mut o = eng.process_one(ev, false, &mut transfers);
+                            let o = eng.process_one(ev, false, &mut transfers);
                             for t in &transfers {
                                 let tp = (fnv(&uf_local.find(&t.to)) % threads as u64) as usize;
                                 if tp != p {
                                     crossed = true;
                                 }
                             }
-                            eng.deliver(ev, transfers, &mut o);
+                            eng.deliver(ev, transfers);
                             outs.push((*i, o));
                         }
                         (outs, crossed)
@@ -557,7 +556,7 @@ impl Engine {
     }
 
     /// Apply awards and rewards for other customers (referrers).
-    fn deliver(&mut self, event: &Event, transfers: Vec<Transfer>, _out: &mut Outcome) {
+    fn deliver(&mut self, event: &Event, transfers: Vec<Transfer>) {
         for t in transfers {
             let ir = &self.program.inner.ir;
             if !self.customers.contains_key(&t.to) {
@@ -585,7 +584,6 @@ impl Engine {
                         rule.expiry,
                         k,
                         *points,
-                        false,
                     );
                 }
                 Effect::Reward { reward, .. } => e.state.rewards.push(RewardGrant {
@@ -1194,7 +1192,6 @@ fn credit(
     rule_expiry: Option<crate::ast::ExpirySpec>,
     k: usize,
     points: Decimal,
-    own: bool,
 ) -> Option<u64> {
     let today = event.local.date;
     if let Some(h) = st.points_history.get_mut(k) {
@@ -1230,7 +1227,6 @@ fn credit(
         warned: false,
     };
     ledger::earn(st, lot, event.time);
-    let _ = own;
     Some(st.next_lot - 1)
 }
 
@@ -1307,7 +1303,7 @@ fn commit(
                     continue;
                 }
                 let r = &ir.rules[ri];
-                if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points, true) {
+                if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points) {
                     record.lots.push(lot);
                     record.points += *points;
                     match record.by_rule.iter_mut().find(|(n, _)| **n == *r.name) {

@@ -187,17 +187,12 @@ fn num(v: V<'_>) -> Option<Decimal> {
     }
 }
 
-fn local_date(cx: &Ctx<'_>, v: V<'_>, tz: Option<chrono_tz::Tz>) -> Option<NaiveDate> {
+/// The date of a date, or of a timestamp in the program's zone.
+fn local_date(v: V<'_>, tz: chrono_tz::Tz) -> Option<NaiveDate> {
     match v {
         V::Date(d) => Some(d),
-        V::DateTime(t) => Some(match tz {
-            Some(tz) => t.with_timezone(&tz).date_naive(),
-            None => t.date_naive(),
-        }),
-        _ => {
-            let _ = cx;
-            None
-        }
+        V::DateTime(t) => Some(t.with_timezone(&tz).date_naive()),
+        _ => None,
     }
 }
 
@@ -337,7 +332,6 @@ impl<'p> Evaluator<'p> {
                 if matches!(x, V::Null) {
                     return Ok(V::Null);
                 }
-                let tz = Some(self.ir.tz);
                 match f {
                     OfFn::Hour => match x {
                         V::Time(t) => V::Num(t.hour().into()),
@@ -345,7 +339,7 @@ impl<'p> Evaluator<'p> {
                         _ => V::Null,
                     },
                     _ => {
-                        let Some(d) = local_date(cx, x, tz) else {
+                        let Some(d) = local_date(x, self.ir.tz) else {
                             return Ok(V::Null);
                         };
                         let today = cx.event.local.date;

@@ -223,7 +223,7 @@ fn rule(out: &mut String, r: &Rule) {
                     out.push_str(&w.text);
                 }
                 if let Some((op, rhs)) = cmp {
-                    let _ = write!(out, " {} {}", cmp_word(*op), expr_at(rhs, ADD));
+                    let _ = write!(out, " {} {}", op.symbol(), expr_at(rhs, ADD));
                 }
                 if let Some(rest) = rest {
                     let _ = write!(out, " and {}", expr_at(rest, 0));
@@ -531,17 +531,6 @@ fn expr_at(e: &Expr, min: u8) -> String {
     }
 }
 
-fn cmp_word(op: CmpOp) -> &'static str {
-    match op {
-        CmpOp::Eq => "=",
-        CmpOp::Ne => "!=",
-        CmpOp::Lt => "<",
-        CmpOp::Le => "<=",
-        CmpOp::Gt => ">",
-        CmpOp::Ge => ">=",
-    }
-}
-
 fn not_word(neg: bool) -> &'static str {
     if neg {
         "not "
@@ -596,15 +585,10 @@ fn expr(e: &Expr) -> String {
             format!("{} {sym} {}", expr_at(a, l), expr_at(b, r))
         }
         ExprKind::Cmp(op, a, b) => {
-            format!("{} {} {}", expr_at(a, ADD), cmp_word(*op), expr_at(b, ADD))
+            format!("{} {} {}", expr_at(a, ADD), op.symbol(), expr_at(b, ADD))
         }
         ExprKind::TextTest(op, neg, a, b) => {
-            let w = match op {
-                TextOp::Contains => "contains",
-                TextOp::StartsWith => "starts with",
-                TextOp::EndsWith => "ends with",
-                TextOp::Matches => "matches",
-            };
+            let w = op.words();
             format!(
                 "{} {}{w} {}",
                 expr_at(a, ADD),

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value as Json};
 
@@ -405,9 +405,4 @@ pub(crate) fn to_json(ir: &ProgramIr, v: &Value) -> Json {
         Value::List(l) => Json::Array(l.iter().map(|x| to_json(ir, x)).collect()),
         Value::Record(r) => Json::Array(r.iter().map(|x| to_json(ir, x)).collect()),
     }
-}
-
-#[allow(dead_code)]
-pub(crate) fn hour_of(t: NaiveTime) -> u32 {
-    t.hour()
 }

@@ -404,27 +404,11 @@ impl Builder<'_, '_> {
                 span,
             ),
             Rule::warning_setting => {
-                let mut n = 0;
-                let mut unit = PeriodUnit::Day;
-                for x in inner {
-                    match x.as_rule() {
-                        Rule::integer => n = self.small_int(&x)?,
-                        Rule::period_unit => unit = period_unit(x),
-                        _ => {}
-                    }
-                }
+                let (n, unit) = self.count_unit(inner)?;
                 Item::ExpiryWarning(n, unit, span)
             }
             Rule::pending_setting => {
-                let mut n = 0;
-                let mut unit = PeriodUnit::Day;
-                for x in inner {
-                    match x.as_rule() {
-                        Rule::integer => n = self.small_int(&x)?,
-                        Rule::period_unit => unit = period_unit(x),
-                        _ => {}
-                    }
-                }
+                let (n, unit) = self.count_unit(inner)?;
                 Item::Pending(n, unit, span)
             }
             Rule::program_cap => {
@@ -952,6 +936,20 @@ impl Builder<'_, '_> {
         }
     }
 
+    /// The `N days|weeks|months|years` inside a setting, window or expiry.
+    fn count_unit(&mut self, pairs: pest::iterators::Pairs<'_, Rule>) -> Option<(u32, PeriodUnit)> {
+        let mut n = None;
+        let mut unit = None;
+        for x in pairs {
+            match x.as_rule() {
+                Rule::integer => n = Some(self.small_int(&x)?),
+                Rule::period_unit => unit = Some(period_unit(x)),
+                _ => {}
+            }
+        }
+        Some((n?, unit?))
+    }
+
     fn decimal(&mut self, p: &Pair<'_, Rule>) -> Option<Decimal> {
         match parse_number(p.as_str()) {
             Some(v) => Some(v),
@@ -970,15 +968,7 @@ impl Builder<'_, '_> {
             Rule::kw_today => Window::Today,
             Rule::window_this => Window::This(period_unit(w.into_inner().last()?)),
             _ => {
-                let mut n = 1;
-                let mut unit = PeriodUnit::Day;
-                for x in w.into_inner() {
-                    match x.as_rule() {
-                        Rule::integer => n = self.small_int(&x)?,
-                        Rule::period_unit => unit = period_unit(x),
-                        _ => {}
-                    }
-                }
+                let (n, unit) = self.count_unit(w.into_inner())?;
                 if n == 0 {
                     self.sink.error(
                         ErrorKind::InvalidRule,
@@ -1001,15 +991,7 @@ impl Builder<'_, '_> {
                 e.into_inner().find(|x| x.as_rule() == Rule::period_unit)?,
             )),
             _ => {
-                let mut n = 1;
-                let mut unit = PeriodUnit::Month;
-                for x in e.into_inner() {
-                    match x.as_rule() {
-                        Rule::integer => n = self.small_int(&x)?,
-                        Rule::period_unit => unit = period_unit(x),
-                        _ => {}
-                    }
-                }
+                let (n, unit) = self.count_unit(e.into_inner())?;
                 ExpirySpec::After(n, unit)
             }
         })
