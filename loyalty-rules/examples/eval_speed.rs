@@ -1,5 +1,5 @@
 //! Prints the hot-path evaluation time of a program for one event:
-//! cargo run --release -p loyalty-rules --example eval_speed -- PROGRAM EVENT.json CUSTOMER.json
+//! cargo run --release -p loyalty-rules --example eval_speed -- PROGRAM EVENT.json CUSTOMER.json [ITERATIONS]
 use std::time::Instant;
 
 fn main() {
@@ -12,7 +12,7 @@ fn main() {
     let program = loyalty_rules::Program::compile(&read(&a[1])).unwrap_or_else(|e| panic!("{e:#}"));
     let event = program.event_from_json(&read(&a[2])).expect("event");
     let customer = program.customer_from_json(&read(&a[3])).expect("customer");
-    let n = 1_000_000u32;
+    let n: u32 = a.get(4).and_then(|s| s.parse().ok()).unwrap_or(1_000_000);
     let mut points = rust_decimal::Decimal::ZERO;
     let t = Instant::now();
     for _ in 0..n {

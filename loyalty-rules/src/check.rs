@@ -947,6 +947,8 @@ impl Checker<'_, '_> {
             limits,
             budget,
             expiry,
+            pred: None,
+            guard: None,
         })
     }
 

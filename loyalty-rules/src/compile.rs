@@ -23,6 +23,10 @@ pub(crate) struct Compiled {
 impl Compiled {
     pub fn new(mut ir: ProgramIr, source: &str) -> Compiled {
         fold_program(&mut ir);
+        for r in &mut ir.rules {
+            r.pred = r.cond.as_ref().map(crate::pred::Pred::build);
+            r.guard = r.pred.as_ref().and_then(crate::pred::Pred::guard);
+        }
         let mut by_event: Vec<Vec<u32>> = vec![Vec::new(); ir.events.len()];
         for (i, r) in ir.rules.iter().enumerate() {
             by_event[r.event as usize].push(i as u32);

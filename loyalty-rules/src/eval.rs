@@ -16,7 +16,8 @@ use crate::input::{to_json, Customer, Event};
 use crate::ir::*;
 use crate::limits;
 use crate::outcome::*;
-use crate::schema::{Calendar, Ty, Value, CU_TIER, WEEKDAYS};
+use crate::pred::{read, Src};
+use crate::schema::{Ty, Value, CU_TIER, WEEKDAYS};
 use crate::state::{BudgetUse, CustomerState};
 
 /// Most loop iterations (over list elements) one event may cost.
@@ -38,7 +39,8 @@ pub(crate) enum V<'a> {
     Record(&'a [Value]),
 }
 
-fn view(v: &Value) -> V<'_> {
+#[inline]
+pub(crate) fn view(v: &Value) -> V<'_> {
     match v {
         Value::Null => V::Null,
         Value::Bool(b) => V::Bool(*b),
@@ -124,9 +126,9 @@ pub(crate) fn cmp_values(a: &Value, b: &Value) -> Option<Ordering> {
     cmp_v(view(a), view(b))
 }
 
-fn cmp_v(a: V<'_>, b: V<'_>) -> Option<Ordering> {
+pub(crate) fn cmp_v(a: V<'_>, b: V<'_>) -> Option<Ordering> {
     Some(match (a, b) {
-        (V::Num(x), V::Num(y)) => x.cmp(&y),
+        (V::Num(x), V::Num(y)) => crate::pred::dec_cmp(&x, &y),
         (V::Text(x), V::Text(y)) => x.cmp(y),
         (V::Bool(x), V::Bool(y)) => x.cmp(&y),
         (V::Date(x), V::Date(y)) => x.cmp(&y),
@@ -180,6 +182,21 @@ fn glob(text: &str, pat: &str) -> bool {
     pi == pat.len()
 }
 
+/// `contains`, `starts with`, `ends with`, `matches`: ASCII case-insensitive.
+pub(crate) fn text_test(op: TextOp, x: &str, y: &str) -> bool {
+    match op {
+        TextOp::Contains => contains_ci(x, y),
+        TextOp::StartsWith => {
+            x.len() >= y.len() && x.as_bytes()[..y.len()].eq_ignore_ascii_case(y.as_bytes())
+        }
+        TextOp::EndsWith => {
+            x.len() >= y.len()
+                && x.as_bytes()[x.len() - y.len()..].eq_ignore_ascii_case(y.as_bytes())
+        }
+        TextOp::Matches => glob(x, y),
+    }
+}
+
 fn num(v: V<'_>) -> Option<Decimal> {
     match v {
         V::Num(d) => Some(d),
@@ -207,29 +224,10 @@ impl<'p> Evaluator<'p> {
     {
         Ok(match &n.kind {
             NodeKind::Const(v) => view(v),
-            NodeKind::EventField(s) => cx.event.fields.get(*s as usize).map_or(V::Null, view),
-            NodeKind::CustomerField(s) => cx.customer.fields.get(*s as usize).map_or(V::Null, view),
-            NodeKind::Local(d, f) => {
-                let v = cx.locals[*d as usize];
-                match (f, v) {
-                    (None, v) => v,
-                    (Some(f), V::Record(r)) => r.get(*f as usize).map_or(V::Null, view),
-                    _ => V::Null,
-                }
-            }
-            NodeKind::Calendar(c) => {
-                let l = &cx.event.local;
-                match c {
-                    Calendar::Weekday => V::Weekday(l.weekday),
-                    Calendar::Hour => V::Num(l.time.hour().into()),
-                    Calendar::Minute => V::Num(l.time.minute().into()),
-                    Calendar::Time => V::Time(l.time),
-                    Calendar::Date => V::Date(l.date),
-                    Calendar::Day => V::Num(l.date.day().into()),
-                    Calendar::Month => V::Num(l.date.month().into()),
-                    Calendar::Year => V::Num(l.date.year().into()),
-                }
-            }
+            NodeKind::EventField(s) => read(Src::Event(*s), cx),
+            NodeKind::CustomerField(s) => read(Src::Customer(*s), cx),
+            NodeKind::Local(d, f) => read(Src::Local(*d, *f), cx),
+            NodeKind::Calendar(c) => read(Src::Calendar(*c), cx),
             NodeKind::Not(a) => V::Bool(!self.truthy(a, cx)?),
             NodeKind::And(a, b) => V::Bool(self.truthy(a, cx)? && self.truthy(b, cx)?),
             NodeKind::Or(a, b) => V::Bool(self.truthy(a, cx)? || self.truthy(b, cx)?),
@@ -273,19 +271,7 @@ impl<'p> Evaluator<'p> {
                 let (V::Text(x), V::Text(y)) = (self.eval(a, cx)?, self.eval(b, cx)?) else {
                     return Ok(V::Bool(false));
                 };
-                let r = match op {
-                    TextOp::Contains => contains_ci(x, y),
-                    TextOp::StartsWith => {
-                        x.len() >= y.len()
-                            && x.as_bytes()[..y.len()].eq_ignore_ascii_case(y.as_bytes())
-                    }
-                    TextOp::EndsWith => {
-                        x.len() >= y.len()
-                            && x.as_bytes()[x.len() - y.len()..].eq_ignore_ascii_case(y.as_bytes())
-                    }
-                    TextOp::Matches => glob(x, y),
-                };
-                V::Bool(r != *neg)
+                V::Bool(text_test(*op, x, y) != *neg)
             }
             NodeKind::In(neg, a, b) => {
                 let x = self.eval(a, cx)?;
@@ -361,28 +347,7 @@ impl<'p> Evaluator<'p> {
                 let V::List(l) = self.eval(list, cx)? else {
                     return Ok(V::Bool(matches!(q, Quant::All | Quant::None)));
                 };
-                let mut result = matches!(q, Quant::All | Quant::None);
-                for e in l {
-                    self.burn(cx)?;
-                    cx.locals[*depth as usize] = view(e);
-                    let t = self.truthy(body, cx)?;
-                    match q {
-                        Quant::Any if t => {
-                            result = true;
-                            break;
-                        }
-                        Quant::All if !t => {
-                            result = false;
-                            break;
-                        }
-                        Quant::None if t => {
-                            result = false;
-                            break;
-                        }
-                        _ => {}
-                    }
-                }
-                V::Bool(result)
+                V::Bool(self.quantify(*q, *depth, l, cx, |cx| self.truthy(body, cx))?)
             }
             NodeKind::Agg {
                 agg,
@@ -513,7 +478,30 @@ impl<'p> Evaluator<'p> {
         }
     }
 
-    fn burn(&self, cx: &mut Ctx<'_>) -> R<()> {
+    /// `any`/`all`/`no` element of `l` (bound at `depth`) passing `test`.
+    pub(crate) fn quantify<'a>(
+        &self,
+        q: Quant,
+        depth: u8,
+        l: &'a [Value],
+        cx: &mut Ctx<'a>,
+        mut test: impl FnMut(&mut Ctx<'a>) -> R<bool>,
+    ) -> R<bool> {
+        for e in l {
+            self.burn(cx)?;
+            cx.locals[depth as usize] = view(e);
+            let t = test(cx)?;
+            match q {
+                Quant::Any if t => return Ok(true),
+                Quant::All if !t => return Ok(false),
+                Quant::None if t => return Ok(false),
+                _ => {}
+            }
+        }
+        Ok(matches!(q, Quant::All | Quant::None))
+    }
+
+    pub(crate) fn burn(&self, cx: &mut Ctx<'_>) -> R<()> {
         if cx.fuel == 0 {
             return Err(EvalError(
                 "evaluation limit reached (too many list elements examined)",
@@ -684,8 +672,36 @@ pub(crate) fn run_with<'a>(
     let mut taken = Taken::new(ir.groups.len());
     let mut deferred: Vec<Deferred<'_>> = Vec::new();
 
+    let today = event.local.date;
     for &ri in order {
         let rule = &ir.rules[ri as usize];
+        // Fast rejection of a rule that cannot fire (outside its dates, or
+        // its first test fails); the full path below only adds explanation
+        // notes and limit checks, which do not change a rule that will not
+        // fire.
+        // (An exclusive group's member that does not fire changes nothing;
+        // a best group is decided as a whole at its first member.)
+        if !explain && stopped_by.is_none() && !matches!(rule.group, Some((_, true))) {
+            let (from, to) = rule.active;
+            if from.is_some_and(|f| today < f)
+                || to.is_some_and(|t| today > t)
+                || rule.guard.as_ref().is_some_and(|g| !g.guard_holds(&cx))
+            {
+                continue;
+            }
+            // Without limits to check, a false condition is the whole
+            // answer. A true one (or an error) goes down the full path,
+            // which tests it again from the same fuel.
+            if cx.st.is_none() || (rule.limits.is_empty() && rule.budget.is_none()) {
+                if let Some(pred) = &rule.pred {
+                    let fuel = cx.fuel;
+                    if let Ok(false) = pred.test(&ev, &mut cx) {
+                        continue;
+                    }
+                    cx.fuel = fuel;
+                }
+            }
+        }
         if let Some(by) = stopped_by {
             if explain {
                 let detail = format!("rule \"{by}\" stopped processing");
@@ -1008,8 +1024,19 @@ fn check_rule<'a>(
         }
         return Fire::No;
     }
-    if let Some(cond) = &rule.cond {
-        match ev.truthy(cond, cx) {
+    if let (Some(cond), Some(pred)) = (&rule.cond, &rule.pred) {
+        // Debug builds (all tests, the fuzzers) check that the fast
+        // predicate answers exactly what the evaluator answers.
+        #[cfg(debug_assertions)]
+        {
+            let fuel = cx.fuel;
+            let slow = ev.truthy(cond, cx).map_err(|e| e.0);
+            cx.fuel = fuel;
+            let fast = pred.test(ev, cx).map_err(|e| e.0);
+            cx.fuel = fuel;
+            assert_eq!(fast, slow, "fast predicate differs for rule {}", rule.name);
+        }
+        match pred.test(ev, cx) {
             Ok(true) => {}
             Ok(false) => {
                 if explain {

@@ -204,6 +204,10 @@ pub(crate) struct RuleIr {
     /// (amount, counts awards rather than points)
     pub budget: Option<(Decimal, bool)>,
     pub expiry: Option<ExpirySpec>,
+    /// `cond` as a fast predicate (set by the compiler, after folding).
+    pub pred: Option<crate::pred::Pred>,
+    /// The predicate's first test, when it is a cheap direct one.
+    pub guard: Option<crate::pred::Pred>,
 }
 
 #[derive(Clone, Debug)]

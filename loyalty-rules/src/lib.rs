@@ -54,6 +54,7 @@ mod ledger;
 mod limits;
 mod outcome;
 mod parser;
+mod pred;
 mod schema;
 mod state;
 

@@ -1,0 +1,471 @@
+//! Fast predicates: each rule's folded condition turned into a tree of typed
+//! tests, so the common shapes (a field against a constant, a calendar value
+//! in a set, a flag, `any item in ... where ...`) run without the general
+//! evaluator's value passing and recursion. Every other sub-condition stays a
+//! [`Pred::General`] node run by the evaluator, so a predicate always answers
+//! exactly what `Evaluator::truthy` answers for the same node, errors
+//! included.
+
+use std::cmp::Ordering;
+
+use chrono::{Datelike, Timelike};
+use rust_decimal::Decimal;
+
+use crate::ast::{Agg, CmpOp, Quant, TextOp};
+use crate::eval::{cmp_v, text_test, view, Ctx, EvalError, Evaluator, V};
+use crate::ir::{Node, NodeKind};
+use crate::schema::{Calendar, Value};
+
+/// Where a leaf test reads its value.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Src {
+    Event(u16),
+    Customer(u16),
+    Local(u8, Option<u16>),
+    Calendar(Calendar),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pred {
+    Const(bool),
+    All(Box<[Pred]>),
+    Any(Box<[Pred]>),
+    Not(Box<Pred>),
+    /// A number against a number constant.
+    Num {
+        src: Src,
+        op: CmpOp,
+        k: Decimal,
+    },
+    /// Any other comparison against a constant.
+    Cmp {
+        src: Src,
+        op: CmpOp,
+        k: Value,
+    },
+    /// `count of x in list [where ...]` against a number constant.
+    Count {
+        list: Src,
+        depth: u8,
+        filter: Option<Box<Pred>>,
+        op: CmpOp,
+        k: Decimal,
+    },
+    /// A computed value (an aggregate, arithmetic) against a constant.
+    CmpExpr {
+        x: Box<Node>,
+        op: CmpOp,
+        k: Value,
+    },
+    /// The event's weekday in a set (bit per day, Monday = bit 0).
+    Weekday(u8),
+    In {
+        src: Src,
+        list: Box<[Value]>,
+        neg: bool,
+    },
+    Between {
+        src: Src,
+        lo: Value,
+        hi: Value,
+        neg: bool,
+    },
+    Text {
+        src: Src,
+        op: TextOp,
+        neg: bool,
+        k: Box<str>,
+    },
+    IsSet {
+        src: Src,
+        neg: bool,
+    },
+    Quant {
+        q: Quant,
+        depth: u8,
+        list: Src,
+        body: Box<Pred>,
+    },
+    General(Box<Node>),
+}
+
+fn src_of(n: &Node) -> Option<Src> {
+    Some(match n.kind {
+        NodeKind::EventField(s) => Src::Event(s),
+        NodeKind::CustomerField(s) => Src::Customer(s),
+        NodeKind::Local(d, f) => Src::Local(d, f),
+        NodeKind::Calendar(c) => Src::Calendar(c),
+        _ => return None,
+    })
+}
+
+/// The parts of `count of x in <src> [where f]`.
+fn count_of(n: &Node) -> Option<(Src, u8, Option<&Node>)> {
+    match &n.kind {
+        NodeKind::Agg {
+            agg: Agg::Count,
+            depth,
+            list,
+            filter,
+            ..
+        } => Some((src_of(list)?, *depth, filter.as_deref())),
+        _ => None,
+    }
+}
+
+fn konst(n: &Node) -> Option<&Value> {
+    match &n.kind {
+        NodeKind::Const(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// Flatten a chain of `and` (or `or`) into its operands, left to right.
+fn flatten<'n>(n: &'n Node, and: bool, out: &mut Vec<&'n Node>) {
+    match &n.kind {
+        NodeKind::And(a, b) if and => {
+            flatten(a, and, out);
+            flatten(b, and, out);
+        }
+        NodeKind::Or(a, b) if !and => {
+            flatten(a, and, out);
+            flatten(b, and, out);
+        }
+        _ => out.push(n),
+    }
+}
+
+impl Pred {
+    /// The predicate for a (folded) condition.
+    pub fn build(n: &Node) -> Pred {
+        match &n.kind {
+            NodeKind::Const(v) => Pred::Const(matches!(v, Value::Bool(true))),
+            NodeKind::And(..) | NodeKind::Or(..) => {
+                let and = matches!(n.kind, NodeKind::And(..));
+                let mut parts = Vec::new();
+                flatten(n, and, &mut parts);
+                let preds: Box<[Pred]> = parts.into_iter().map(Pred::build).collect();
+                if and {
+                    Pred::All(preds)
+                } else {
+                    Pred::Any(preds)
+                }
+            }
+            NodeKind::Not(a) => Pred::Not(Box::new(Pred::build(a))),
+            NodeKind::Cmp(op, a, b) => match (src_of(a), konst(b)) {
+                (Some(Src::Calendar(Calendar::Weekday)), Some(Value::Weekday(d)))
+                    if matches!(op, CmpOp::Eq | CmpOp::Ne) && *d < 7 =>
+                {
+                    let bit = 1u8 << d;
+                    Pred::Weekday(if *op == CmpOp::Eq { bit } else { !bit & 0x7f })
+                }
+                (Some(src), Some(Value::Num(k))) => Pred::Num {
+                    src,
+                    op: *op,
+                    k: *k,
+                },
+                (Some(src), Some(k)) => Pred::Cmp {
+                    src,
+                    op: *op,
+                    k: k.clone(),
+                },
+                (None, Some(Value::Num(k))) if count_of(a).is_some() => {
+                    let (list, depth, filter) = count_of(a).unwrap_or((Src::Event(0), 0, None));
+                    Pred::Count {
+                        list,
+                        depth,
+                        filter: filter.map(|f| Box::new(Pred::build(f))),
+                        op: *op,
+                        k: *k,
+                    }
+                }
+                (None, Some(k)) => Pred::CmpExpr {
+                    x: a.clone(),
+                    op: *op,
+                    k: k.clone(),
+                },
+                _ => Pred::General(Box::new(n.clone())),
+            },
+            NodeKind::In(neg, a, b) => match (src_of(a), konst(b)) {
+                (Some(Src::Calendar(Calendar::Weekday)), Some(Value::List(l)))
+                    if l.iter().all(|v| matches!(v, Value::Weekday(d) if *d < 7)) =>
+                {
+                    let mut mask = 0u8;
+                    for v in l.iter() {
+                        if let Value::Weekday(d) = v {
+                            mask |= 1 << d;
+                        }
+                    }
+                    Pred::Weekday(if *neg { !mask & 0x7f } else { mask })
+                }
+                (Some(src), Some(Value::List(l))) => Pred::In {
+                    src,
+                    list: l.clone().into_boxed_slice(),
+                    neg: *neg,
+                },
+                _ => Pred::General(Box::new(n.clone())),
+            },
+            NodeKind::Between(neg, a, lo, hi) => match (src_of(a), konst(lo), konst(hi)) {
+                (Some(src), Some(lo), Some(hi)) => Pred::Between {
+                    src,
+                    lo: lo.clone(),
+                    hi: hi.clone(),
+                    neg: *neg,
+                },
+                _ => Pred::General(Box::new(n.clone())),
+            },
+            NodeKind::TextTest(op, neg, a, b) => match (src_of(a), konst(b)) {
+                (Some(src), Some(Value::Text(k))) => Pred::Text {
+                    src,
+                    op: *op,
+                    neg: *neg,
+                    k: k.to_string().into_boxed_str(),
+                },
+                _ => Pred::General(Box::new(n.clone())),
+            },
+            NodeKind::IsSet(neg, a) => match src_of(a) {
+                Some(src) => Pred::IsSet { src, neg: *neg },
+                None => Pred::General(Box::new(n.clone())),
+            },
+            NodeKind::Quant(q, depth, list, body) => match src_of(list) {
+                Some(src) => Pred::Quant {
+                    q: *q,
+                    depth: *depth,
+                    list: src,
+                    body: Box::new(Pred::build(body)),
+                },
+                None => Pred::General(Box::new(n.clone())),
+            },
+            _ => Pred::General(Box::new(n.clone())),
+        }
+    }
+
+    /// The condition's first test when it is a plain comparison of a number
+    /// or the weekday against constants: if it fails the whole condition is
+    /// false (and it cannot fail with an error), so the rule loop can skip
+    /// the rule with one direct check.
+    pub fn guard(&self) -> Option<Pred> {
+        let first = match self {
+            Pred::All(ps) => ps.first()?,
+            p => p,
+        };
+        match first {
+            Pred::Num { .. } | Pred::Weekday(_) => Some(first.clone()),
+            _ => None,
+        }
+    }
+
+    /// For a [`guard`](Self::guard): whether it holds (direct, no recursion).
+    #[inline]
+    pub fn guard_holds(&self, cx: &Ctx<'_>) -> bool {
+        match self {
+            Pred::Num { src, op, k } => match read(*src, cx) {
+                V::Num(x) => holds(*op, dec_cmp(&x, k)),
+                _ => false,
+            },
+            Pred::Weekday(mask) => mask & (1 << cx.event.local.weekday) != 0,
+            _ => true,
+        }
+    }
+
+    /// Whether the condition holds: the same answer as `Evaluator::truthy`.
+    pub fn test<'a>(&'a self, ev: &Evaluator<'a>, cx: &mut Ctx<'a>) -> Result<bool, EvalError> {
+        Ok(match self {
+            Pred::Const(b) => *b,
+            Pred::All(ps) => {
+                for p in ps.iter() {
+                    if !p.test(ev, cx)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Pred::Any(ps) => {
+                for p in ps.iter() {
+                    if p.test(ev, cx)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Pred::Not(p) => !p.test(ev, cx)?,
+            Pred::Num { src, op, k } => match read(*src, cx) {
+                V::Num(x) => holds(*op, dec_cmp(&x, k)),
+                _ => false,
+            },
+            Pred::Cmp { src, op, k } => match cmp_v(read(*src, cx), view(k)) {
+                Some(o) => holds(*op, o),
+                None => false,
+            },
+            Pred::Count {
+                list,
+                depth,
+                filter,
+                op,
+                k,
+            } => {
+                let mut count = 0u64;
+                if let V::List(l) = read(*list, cx) {
+                    for e in l {
+                        ev.burn(cx)?;
+                        cx.locals[*depth as usize] = view(e);
+                        if let Some(f) = filter {
+                            if !f.test(ev, cx)? {
+                                continue;
+                            }
+                        }
+                        count += 1;
+                    }
+                }
+                holds(*op, dec_cmp(&Decimal::from(count), k))
+            }
+            Pred::CmpExpr { x, op, k } => match cmp_v(ev.eval(x, cx)?, view(k)) {
+                Some(o) => holds(*op, o),
+                None => false,
+            },
+            Pred::Weekday(mask) => mask & (1 << cx.event.local.weekday) != 0,
+            Pred::In { src, list, neg } => {
+                let x = read(*src, cx);
+                if matches!(x, V::Null) {
+                    return Ok(false);
+                }
+                let found = list
+                    .iter()
+                    .any(|e| cmp_v(x, view(e)) == Some(Ordering::Equal));
+                found != *neg
+            }
+            Pred::Between { src, lo, hi, neg } => {
+                let x = read(*src, cx);
+                match (cmp_v(x, view(lo)), cmp_v(x, view(hi))) {
+                    (Some(a), Some(b)) => (a != Ordering::Less && b != Ordering::Greater) != *neg,
+                    _ => false,
+                }
+            }
+            Pred::Text { src, op, neg, k } => match read(*src, cx) {
+                V::Text(x) => text_test(*op, x, k) != *neg,
+                _ => false,
+            },
+            Pred::IsSet { src, neg } => !matches!(read(*src, cx), V::Null) != *neg,
+            Pred::Quant {
+                q,
+                depth,
+                list,
+                body,
+            } => {
+                let V::List(l) = read(*list, cx) else {
+                    return Ok(matches!(q, Quant::All | Quant::None));
+                };
+                ev.quantify(*q, *depth, l, cx, |cx| body.test(ev, cx))?
+            }
+            Pred::General(n) => ev.truthy(n, cx)?,
+        })
+    }
+}
+
+/// A leaf value: an event or customer field, a loop variable (or its
+/// field), or the event's local calendar.
+#[inline(always)]
+pub(crate) fn read<'a>(src: Src, cx: &Ctx<'a>) -> V<'a> {
+    match src {
+        Src::Event(s) => cx.event.fields.get(s as usize).map_or(V::Null, view),
+        Src::Customer(s) => cx.customer.fields.get(s as usize).map_or(V::Null, view),
+        Src::Local(d, f) => {
+            let v = cx.locals[d as usize];
+            match (f, v) {
+                (None, v) => v,
+                (Some(f), V::Record(r)) => r.get(f as usize).map_or(V::Null, view),
+                _ => V::Null,
+            }
+        }
+        Src::Calendar(c) => {
+            let l = &cx.event.local;
+            match c {
+                Calendar::Weekday => V::Weekday(l.weekday),
+                Calendar::Hour => V::Num(l.time.hour().into()),
+                Calendar::Minute => V::Num(l.time.minute().into()),
+                Calendar::Time => V::Time(l.time),
+                Calendar::Date => V::Date(l.date),
+                Calendar::Day => V::Num(l.date.day().into()),
+                Calendar::Month => V::Num(l.date.month().into()),
+                Calendar::Year => V::Num(l.date.year().into()),
+            }
+        }
+    }
+}
+
+#[inline]
+fn holds(op: CmpOp, o: Ordering) -> bool {
+    match op {
+        CmpOp::Eq => o == Ordering::Equal,
+        CmpOp::Ne => o != Ordering::Equal,
+        CmpOp::Lt => o == Ordering::Less,
+        CmpOp::Le => o != Ordering::Greater,
+        CmpOp::Gt => o == Ordering::Greater,
+        CmpOp::Ge => o != Ordering::Less,
+    }
+}
+
+const POW10: [i128; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// `Decimal` ordering, with a fast path when both fit an `i128` at a common
+/// scale (always for money and points); the same order as `Decimal::cmp`.
+#[inline]
+pub(crate) fn dec_cmp(a: &Decimal, b: &Decimal) -> Ordering {
+    let (sa, sb) = (a.scale(), b.scale());
+    let (ma, mb) = (a.mantissa(), b.mantissa());
+    if sa == sb {
+        return ma.cmp(&mb);
+    }
+    // |mantissa| < 2^96 and 10^k < 2^32 for k <= 9: the product fits an i128
+    let aligned = if sa < sb {
+        POW10.get((sb - sa) as usize).map(|p| (ma * p).cmp(&mb))
+    } else {
+        POW10.get((sa - sb) as usize).map(|p| ma.cmp(&(mb * p)))
+    };
+    aligned.unwrap_or_else(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dec_cmp;
+    use rust_decimal::Decimal;
+    use std::str::FromStr;
+
+    #[test]
+    fn dec_cmp_agrees_with_decimal_ord() {
+        let xs = [
+            "0",
+            "-0",
+            "0.00",
+            "3.00",
+            "5",
+            "5.0",
+            "4.999",
+            "-5",
+            "-5.01",
+            "100",
+            "99.99",
+            "79228162514264337593543950335",
+            "-79228162514264337593543950335",
+            "0.0000000000000000000000000001",
+            "7922816251426433759354395033.5",
+        ];
+        for a in xs {
+            for b in xs {
+                let (x, y) = (Decimal::from_str(a).unwrap(), Decimal::from_str(b).unwrap());
+                assert_eq!(dec_cmp(&x, &y), x.cmp(&y), "{a} vs {b}");
+            }
+        }
+    }
+}
