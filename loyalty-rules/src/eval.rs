@@ -636,6 +636,31 @@ struct Deferred<'p> {
     factor: Decimal,
 }
 
+/// The rules whose dates and condition hold (see `Program::matching_rules`).
+pub(crate) fn matching<'a>(
+    c: &'a Compiled,
+    event: &'a Event,
+    customer: &'a Customer,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let ir = &c.ir;
+    let ev = Evaluator { ir };
+    let mut cx = Ctx::new(event, customer, None, 0);
+    let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
+    let today = event.local.date;
+    order.iter().filter_map(move |&ri| {
+        let rule = &ir.rules[ri as usize];
+        let (from, to) = rule.active;
+        if from.is_some_and(|f| today < f) || to.is_some_and(|t| today > t) {
+            return None;
+        }
+        let holds = match &rule.pred {
+            None => true,
+            Some(p) => matches!(p.test(&ev, &mut cx), Ok(true)),
+        };
+        holds.then_some(&*rule.name)
+    })
+}
+
 /// Evaluate every rule for `event`'s type against `customer`.
 pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: bool) -> Outcome {
     run_with(c, event, customer, explain, None).0

@@ -144,6 +144,19 @@ impl Program {
     pub fn explain(&self, event: &Event, customer: &Customer) -> Outcome {
         eval::run(&self.inner, event, customer, true)
     }
+
+    /// The names of the rules for `event`'s type whose dates and condition
+    /// hold, in evaluation order: which campaigns the event qualifies for.
+    /// Nothing else is computed (no effects, groups, limits or outcome; use
+    /// [`evaluate`](Self::evaluate) for those) and nothing is allocated. A
+    /// rule whose condition fails with an error does not match.
+    pub fn matching_rules<'a>(
+        &'a self,
+        event: &'a Event,
+        customer: &'a Customer,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        eval::matching(&self.inner, event, customer)
+    }
 }
 
 /// Check a program and return every diagnostic (errors and warnings), in
