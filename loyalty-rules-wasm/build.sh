@@ -63,6 +63,13 @@ case "$choice" in
     export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/bin/wasm-ld
     # keep rustup's proxies out of the way of Debian's cargo
     unset RUSTUP_TOOLCHAIN
+    # Since std is built here anyway, build it for size: no file/line/column
+    # strings for panic locations, and panics trap at once (no formatting of
+    # panic messages, which pulls in much of core::fmt). A panic is a bug in
+    # the core either way; it still surfaces as a RuntimeError in JavaScript,
+    # only without the message on the console. LOYALTY_WASM_STD_FLAGS= (empty)
+    # builds without them.
+    export RUSTFLAGS="${RUSTFLAGS:-} ${LOYALTY_WASM_STD_FLAGS--Zlocation-detail=none -Zunstable-options -Cpanic=immediate-abort}"
     /usr/bin/cargo build --release --target "$TARGET" --manifest-path "$HERE/Cargo.toml" --lib \
       -Zbuild-std=std,panic_abort
     ;;

@@ -85,6 +85,23 @@ test("compile errors are data: every diagnostic, with UTF-16 ranges", () => {
   }
 });
 
+test("checkAndCompile: check's diagnostics and compile's program from one call", () => {
+  const broken = lr.checkAndCompile(MISSPELT);
+  assert.deepEqual(broken.diagnostics, lr.check(MISSPELT));
+  assert.equal(broken.diagnostics[0].kind, "unknown_field");
+  assert.equal(broken.program, null);
+
+  const fixed = MISSPELT.replace("amout", "amount");
+  const ok = lr.checkAndCompile(fixed);
+  assert.deepEqual(ok.diagnostics, []);
+  assert.ok(ok.program, "a clean program compiles");
+  const event = { type: "purchase", id: "o-1", customer: "c1", time: "2026-11-24T10:00:00Z", amount: "120.00" };
+  const viaCompile = lr.compile(fixed).program.explain(event, { id: "c1" });
+  assert.deepEqual(ok.program.explain(event, { id: "c1" }), viaCompile);
+  assert.equal(viaCompile.outcome.points, "100");
+  ok.program.free();
+});
+
 test("syntax errors are data", () => {
   for (const src of ["rule", 'rule "x" award', "IF THEN", "((((", '"unterminated', "award 5 points to"]) {
     const diags = lr.check(src);
@@ -231,6 +248,10 @@ test("nothing throws or panics on mangled input (fuzz, 2000 edited programs)", (
     lr.format(s);
     lr.completions(s, rnd(s.length + 2));
     const c = lr.compile(s);
+    const both = lr.checkAndCompile(s);
+    assert.deepEqual(both.diagnostics, diags);
+    assert.equal(both.program !== null, c.ok);
+    both.program?.free();
     if (c.ok) {
       compiled++;
       for (const e of EVENTS) c.program.explain(e.value, CUSTOMERS[rnd(CUSTOMERS.length)].value);

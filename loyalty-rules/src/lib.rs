@@ -85,14 +85,9 @@ impl Program {
     /// Parse, check and compile a program. On failure the error carries
     /// every diagnostic.
     pub fn compile(source: &str) -> Result<Program, Error> {
-        let mut sink = Sink::new(source);
-        let ast = parser::parse(source, &mut sink);
-        let ir = ast.and_then(|a| check::check(&a, &mut sink));
-        match ir {
-            Some(ir) if !sink.has_errors() => Ok(Program {
-                inner: Arc::new(compile::Compiled::new(ir, source)),
-            }),
-            _ => Err(Error::from_diagnostics(sink.sorted(), source)),
+        match check_and_compile(source) {
+            (_, Some(program)) => Ok(program),
+            (diagnostics, None) => Err(Error::from_diagnostics(diagnostics, source)),
         }
     }
 
@@ -169,6 +164,22 @@ pub fn check(source: &str) -> Vec<Diagnostic> {
     sink.sorted()
 }
 
+/// Check and compile in one pass, for editors that want both on every
+/// keystroke: every diagnostic (errors and warnings, in source order, as
+/// [`check`] returns them) and, when none is an error, the compiled program
+/// (as [`Program::compile`] returns it). The source is parsed once.
+pub fn check_and_compile(source: &str) -> (Vec<Diagnostic>, Option<Program>) {
+    let mut sink = Sink::new(source);
+    let ir = parser::parse(source, &mut sink).and_then(|a| check::check(&a, &mut sink));
+    let program = match ir {
+        Some(ir) if !sink.has_errors() => Some(Program {
+            inner: Arc::new(compile::Compiled::new(ir, source)),
+        }),
+        _ => None,
+    };
+    (sink.sorted(), program)
+}
+
 /// Format a program in the canonical style. The result parses to the same
 /// program, and formatting it again changes nothing.
 pub fn format(source: &str) -> Result<String, Error> {
@@ -207,6 +218,34 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn check_and_compile_agrees_with_check_and_compile() {
+        let clean = "IF Purchase > $100 THEN Award 100 Points";
+        let (diags, program) = check_and_compile(clean);
+        assert_eq!(diags, check(clean));
+        let program = program.expect("a clean program compiles");
+        assert_eq!(
+            program.rule_names().collect::<Vec<_>>(),
+            Program::compile(clean)
+                .unwrap()
+                .rule_names()
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(program.source(), clean);
+
+        let broken = "rule \"Big\"\n  on purchase\n  if purchase.amout > $100\n  award 10 points\n\nrule \"x\"\n  on purchse\n  award 1 point";
+        let (diags, program) = check_and_compile(broken);
+        assert!(program.is_none());
+        assert_eq!(diags, check(broken));
+        assert_eq!(diags, Program::compile(broken).unwrap_err().diagnostics());
+        assert!(diags.len() >= 2, "{diags:?}");
+
+        let (diags, program) = check_and_compile("rule");
+        assert!(program.is_none());
+        assert_eq!(diags, check("rule"));
+        assert!(!diags.is_empty());
+    }
 
     #[test]
     fn program_is_send_sync() {

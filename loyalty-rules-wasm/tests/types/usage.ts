@@ -1,7 +1,7 @@
 // Compiled with `tsc --noEmit --strict` by types.test.mjs: checks that the
 // generated declarations type everything that crosses the boundary.
 import {
-  check, compile, completions, format, version,
+  check, checkAndCompile, compile, completions, format, version,
   type Diagnostic, type Outcome, type RulesError, type Completion, type Effect,
 } from "../../pkg/node/loyalty_rules_wasm";
 
@@ -64,3 +64,17 @@ if (c.ok) {
   void kind;
 }
 void [v, wrong, labels];
+
+const cc = checkAndCompile(source);
+const ccDiags: Diagnostic[] = cc.diagnostics;
+if (cc.program !== null) {
+  const r = cc.program.evaluate('{"type": "purchase"}', '{"id": "c1"}');
+  if (!r.ok) {
+    const e: RulesError = r.error;
+    void e;
+  }
+  cc.program.free();
+}
+// @ts-expect-error the program may be null
+cc.program.free();
+void ccDiags;
