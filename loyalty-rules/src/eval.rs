@@ -700,32 +700,16 @@ pub(crate) fn run_with<'a>(
     let today = event.local.date;
     for &ri in order {
         let rule = &ir.rules[ri as usize];
-        // Fast rejection of a rule that cannot fire (outside its dates, or
-        // its first test fails); the full path below only adds explanation
-        // notes and limit checks, which do not change a rule that will not
-        // fire.
-        // (An exclusive group's member that does not fire changes nothing;
-        // a best group is decided as a whole at its first member.)
-        if !explain && stopped_by.is_none() && !matches!(rule.group, Some((_, true))) {
-            let (from, to) = rule.active;
-            if from.is_some_and(|f| today < f)
-                || to.is_some_and(|t| today > t)
-                || rule.guard.as_ref().is_some_and(|g| !g.guard_holds(&cx))
-            {
-                continue;
-            }
-            // Without limits to check, a false condition is the whole
-            // answer. A true one (or an error) goes down the full path,
-            // which tests it again from the same fuel.
-            if cx.st.is_none() || (rule.limits.is_empty() && rule.budget.is_none()) {
-                if let Some(pred) = &rule.pred {
-                    let fuel = cx.fuel;
-                    if let Ok(false) = pred.test(&ev, &mut cx) {
-                        continue;
-                    }
-                    cx.fuel = fuel;
-                }
-            }
+        // Fast rejection of a rule that cannot fire: the full path below
+        // would only add explanation notes. (An exclusive group's member
+        // that does not fire changes nothing; a best group is decided as a
+        // whole at its first member, below.)
+        if !explain
+            && stopped_by.is_none()
+            && !matches!(rule.group, Some((_, true)))
+            && cannot_fire(&ev, rule, &mut cx, today)
+        {
+            continue;
         }
         if let Some(by) = stopped_by {
             if explain {
@@ -749,6 +733,21 @@ pub(crate) fn run_with<'a>(
                 }
                 continue;
             }
+            let fuel = cx.fuel;
+            if best
+                && !explain
+                && stopped_by.is_none()
+                && order.iter().all(|&mi| {
+                    let m = &ir.rules[mi as usize];
+                    m.group != rule.group || cannot_fire(&ev, m, &mut cx, today)
+                })
+            {
+                // no member can fire: the group is decided, with no winner
+                taken.set(g, Some((ri, None)));
+                continue;
+            }
+            // the members are tested again below, from the same fuel
+            cx.fuel = fuel;
             if best {
                 // Evaluate every member now; apply the one that awards most
                 // (the earliest in evaluation order on a tie).
@@ -910,6 +909,35 @@ pub(crate) fn run_with<'a>(
         ex.sort_by_key(|e| pos(&e.rule));
     }
     (out, fired_rules)
+}
+
+/// Whether a quick look shows the rule cannot fire now: outside its dates,
+/// or (with no limits to check) its condition is false. A true condition or
+/// an error is left to the full path, which tests it again from the same
+/// fuel. Only for evaluations without explanations: it records nothing.
+fn cannot_fire<'a>(
+    ev: &Evaluator<'a>,
+    rule: &'a RuleIr,
+    cx: &mut Ctx<'a>,
+    today: NaiveDate,
+) -> bool {
+    let (from, to) = rule.active;
+    if from.is_some_and(|f| today < f)
+        || to.is_some_and(|t| today > t)
+        || rule.guard.as_ref().is_some_and(|g| !g.guard_holds(cx))
+    {
+        return true;
+    }
+    if cx.st.is_some() && !(rule.limits.is_empty() && rule.budget.is_none()) {
+        return false;
+    }
+    let Some(pred) = &rule.pred else { return false };
+    let fuel = cx.fuel;
+    if let Ok(false) = pred.test(ev, cx) {
+        return true;
+    }
+    cx.fuel = fuel;
+    false
 }
 
 type Taker = Option<(u32, Option<Decimal>)>;
