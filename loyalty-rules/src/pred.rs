@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use crate::ast::{Agg, CmpOp, Quant, TextOp};
 use crate::eval::{cmp_v, text_test, view, Ctx, EvalError, Evaluator, V};
 use crate::ir::{Node, NodeKind};
-use crate::schema::{Calendar, Value};
+use crate::schema::{Calendar, Ty, Value};
 
 /// Where a leaf test reads its value.
 #[derive(Clone, Copy, Debug)]
@@ -43,10 +43,12 @@ pub(crate) enum Pred {
         op: CmpOp,
         k: Value,
     },
-    /// `count of x in list [where ...]` against a number constant.
-    Count {
+    /// `count of x in list [where ...]` (no `value`) or `sum of <number> for
+    /// each x in list [where ...]` against a number constant.
+    Agg {
         list: Src,
         depth: u8,
+        value: Option<Src>,
         filter: Option<Box<Pred>>,
         op: CmpOp,
         k: Decimal,
@@ -99,18 +101,26 @@ fn src_of(n: &Node) -> Option<Src> {
     })
 }
 
-/// The parts of `count of x in <src> [where f]`.
-fn count_of(n: &Node) -> Option<(Src, u8, Option<&Node>)> {
-    match &n.kind {
-        NodeKind::Agg {
-            agg: Agg::Count,
-            depth,
-            list,
-            filter,
-            ..
-        } => Some((src_of(list)?, *depth, filter.as_deref())),
-        _ => None,
-    }
+/// The parts of `count of x in <src> [where f]` (value `None`) and of
+/// `sum of <number leaf> for each x in <src> [where f]`.
+#[allow(clippy::type_complexity)]
+fn agg_of(n: &Node) -> Option<(Src, u8, Option<Src>, Option<&Node>)> {
+    let NodeKind::Agg {
+        agg,
+        depth,
+        list,
+        value,
+        filter,
+    } = &n.kind
+    else {
+        return None;
+    };
+    let value = match (agg, value) {
+        (Agg::Count, _) => None,
+        (Agg::Sum, Some(v)) if matches!(v.ty, Ty::Number | Ty::Money) => Some(src_of(v)?),
+        _ => return None,
+    };
+    Some((src_of(list)?, *depth, value, filter.as_deref()))
 }
 
 fn konst(n: &Node) -> Option<&Value> {
@@ -169,11 +179,13 @@ impl Pred {
                     op: *op,
                     k: k.clone(),
                 },
-                (None, Some(Value::Num(k))) if count_of(a).is_some() => {
-                    let (list, depth, filter) = count_of(a).unwrap_or((Src::Event(0), 0, None));
-                    Pred::Count {
+                (None, Some(Value::Num(k))) if agg_of(a).is_some() => {
+                    let (list, depth, value, filter) =
+                        agg_of(a).unwrap_or((Src::Event(0), 0, None, None));
+                    Pred::Agg {
                         list,
                         depth,
+                        value,
                         filter: filter.map(|f| Box::new(Pred::build(f))),
                         op: *op,
                         k: *k,
@@ -297,14 +309,16 @@ impl Pred {
                 Some(o) => holds(*op, o),
                 None => false,
             },
-            Pred::Count {
+            Pred::Agg {
                 list,
                 depth,
+                value,
                 filter,
                 op,
                 k,
             } => {
-                let mut count = 0u64;
+                // as the evaluator: null values are skipped, overflow is an error
+                let mut total = Decimal::ZERO;
                 if let V::List(l) = read(*list, cx) {
                     for e in l {
                         ev.burn(cx)?;
@@ -314,10 +328,19 @@ impl Pred {
                                 continue;
                             }
                         }
-                        count += 1;
+                        let add = match value {
+                            None => Decimal::ONE,
+                            Some(v) => match read(*v, cx) {
+                                V::Num(x) => x,
+                                _ => continue,
+                            },
+                        };
+                        total = total
+                            .checked_add(add)
+                            .ok_or(EvalError("number too large"))?;
                     }
                 }
-                holds(*op, dec_cmp(&Decimal::from(count), k))
+                holds(*op, dec_cmp(&total, k))
             }
             Pred::CmpExpr { x, op, k } => match cmp_v(ev.eval(x, cx)?, view(k)) {
                 Some(o) => holds(*op, o),
