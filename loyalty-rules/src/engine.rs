@@ -2,7 +2,7 @@
 //! limits, budgets, tiers, pending points, expiry, refunds and idempotency.
 //! See docs/LANGUAGE.md, "State".
 
-use std::collections::HashMap;
+use std::collections::{hash_map, HashMap};
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -22,6 +22,10 @@ use crate::outcome::{Effect, LedgerEntry, Outcome, Status};
 use crate::schema::{Value, CU_TIER};
 use crate::state::*;
 use crate::Program;
+
+/// Customers by id (hashed with the seeded hasher of `state`: SipHash,
+/// the std default, was a visible share of per-event time).
+type Ids<V> = HashMap<Arc<str>, V, IdHash>;
 
 #[derive(Clone)]
 struct Entry {
@@ -118,7 +122,7 @@ impl ReplayStats {
 /// `advance_to`): the engine never reads the clock.
 pub struct Engine {
     program: Program,
-    customers: HashMap<Arc<str>, Entry>,
+    customers: Ids<Entry>,
     budgets: Vec<BudgetUse>,
     clock: Option<DateTime<Utc>>,
 }
@@ -145,7 +149,7 @@ impl Engine {
             .collect();
         Engine {
             program,
-            customers: HashMap::new(),
+            customers: Ids::default(),
             budgets,
             clock: None,
         }
@@ -221,7 +225,7 @@ impl Engine {
             for (k, v) in m {
                 match k.as_str() {
                     "id" | "points" | "pending_points" => {}
-                    "tier" => st.tier = v.as_str().map(|s| s.to_ascii_lowercase()),
+                    "tier" => st.tier = v.as_str().map(|s| Arc::from(s.to_ascii_lowercase())),
                     "tags" => {
                         st.tags = v
                             .as_array()
@@ -263,7 +267,7 @@ impl Engine {
     pub fn preview(&self, event: &Event) -> Outcome {
         let mut scratch = Engine {
             program: self.program.clone(),
-            customers: HashMap::new(),
+            customers: Ids::default(),
             budgets: self.budgets.clone(),
             clock: self.clock,
         };
@@ -458,7 +462,7 @@ impl Engine {
         let mut engines: Vec<Engine> = (0..threads)
             .map(|_| Engine {
                 program: self.program.clone(),
-                customers: HashMap::new(),
+                customers: Ids::default(),
                 budgets: initial_budgets.clone(),
                 clock: self.clock,
             })
@@ -580,16 +584,17 @@ impl Engine {
                         ir,
                         &mut e.state,
                         event,
-                        rule.name.as_ref(),
+                        &rule.name,
                         rule.expiry,
                         k,
                         *points,
+                        &mut LotTimes::default(),
                     );
                 }
                 Effect::Reward { reward, .. } => e.state.rewards.push(RewardGrant {
-                    reward: reward.to_string(),
+                    reward: reward.clone(),
                     at: event.time,
-                    event: event.id.to_string(),
+                    event: event.id.clone(),
                 }),
                 _ => {}
             }
@@ -603,8 +608,8 @@ impl Engine {
     fn tier_change_rules(
         &mut self,
         id: &Arc<str>,
-        from: &Option<String>,
-        to: &Option<String>,
+        from: &Option<Arc<str>>,
+        to: &Option<Arc<str>>,
         time: DateTime<Utc>,
         base: &str,
         explain: bool,
@@ -617,7 +622,7 @@ impl Engine {
         if c.by_event[tc].is_empty() {
             return None;
         }
-        let tier_val = |t: &Option<String>| match t
+        let tier_val = |t: &Option<Arc<str>>| match t
             .as_ref()
             .and_then(|n| ir.tiers.iter().position(|x| **x == **n))
         {
@@ -680,20 +685,20 @@ impl Engine {
         let program = self.program.clone();
         let c: &Compiled = &program.inner;
         let ir = &c.ir;
-        let id = event.customer.clone();
-        if !self.customers.contains_key(&id) {
-            let st = new_state(ir, &id);
-            let view = match view_of(&self.program, &st) {
-                Ok(v) => v,
-                Err(e) => return rejected(event, e.to_string()),
-            };
-            self.customers.insert(id.clone(), Entry { state: st, view });
-        }
-        let Some(entry) = self.customers.get_mut(&id) else {
-            return rejected(event, "internal: customer missing".into());
+        let id = &event.customer;
+        // one hash lookup for the whole event (until a tier change)
+        let entry = match self.customers.entry(id.clone()) {
+            hash_map::Entry::Occupied(o) => o.into_mut(),
+            hash_map::Entry::Vacant(v) => {
+                let st = new_state(ir, id);
+                match view_of(&program, &st) {
+                    Ok(view) => v.insert(Entry { state: st, view }),
+                    Err(e) => return rejected(event, e.to_string()),
+                }
+            }
         };
         // Checks that refuse the event leave everything unchanged.
-        if entry.state.processed.contains(&*event.id) {
+        if entry.state.processed.contains(&event.id) {
             let mut o = empty(event);
             o.status = Some(Status::Duplicate);
             return o;
@@ -741,7 +746,7 @@ impl Engine {
         // also runs the `tier_change` rules
         let tier_before = entry.state.tier.clone();
         let st = &mut entry.state;
-        advance_customer(ir, st, &id, event.time, &mut ledger_entries);
+        advance_customer(ir, st, id, event.time, &mut ledger_entries);
         // history includes the current event
         record_history(ir, st, event);
         if ev_name == "redemption" {
@@ -775,8 +780,7 @@ impl Engine {
                 );
             }
         }
-        refresh_view(&self.program, entry);
-        let entry = self.customers.get(&id).expect("present");
+        refresh_view(&program, entry);
         let (mut out, fired) = eval::run_with(
             c,
             event,
@@ -787,7 +791,6 @@ impl Engine {
                 budgets: &self.budgets,
             }),
         );
-        let entry = self.customers.get_mut(&id).expect("present");
         let profile_before = entry.state.profile.len();
         let mut notes = Vec::new();
         commit(
@@ -802,7 +805,7 @@ impl Engine {
             &mut notes,
         );
         out.errors.append(&mut notes);
-        qualify_tier(ir, &mut entry.state, &id, event, &mut ledger_entries);
+        qualify_tier(ir, &mut entry.state, id, event, &mut ledger_entries);
         if entry.state.profile.len() != profile_before
             || out
                 .effects
@@ -810,17 +813,21 @@ impl Engine {
                 .any(|e| matches!(e, Effect::SetAttribute { .. }))
         {
             // `set customer.x` effects: later events must see them
-            if let Ok(v) = view_of(&self.program, &entry.state) {
+            if let Ok(v) = view_of(&program, &entry.state) {
                 entry.view = v;
             }
         }
-        refresh_view(&self.program, entry);
+        refresh_view(&program, entry);
+        // the evaluator reads neither, so they can be set before the
+        // `tier_change` rules run
+        entry.state.processed.insert(event.id.clone());
+        entry.state.last_event_at = Some(event.time);
         // A tier change runs the `tier_change` rules (one level deep).
-        let tier_after = entry.state.tier.clone();
-        if tier_after != tier_before {
+        if entry.state.tier != tier_before {
+            let tier_after = entry.state.tier.clone();
             let base = format!("{}#tier", event.id);
             if let Some(o2) = self.tier_change_rules(
-                &id,
+                id,
                 &tier_before,
                 &tier_after,
                 event.time,
@@ -839,9 +846,6 @@ impl Engine {
                 out.points = total;
             }
         }
-        let entry = self.customers.get_mut(&id).expect("present");
-        entry.state.processed.insert(event.id.to_string());
-        entry.state.last_event_at = Some(event.time);
         self.clock = Some(self.clock.map_or(event.time, |c| c.max(event.time)));
         out.status = Some(Status::Applied);
         out.ledger = ledger_entries;
@@ -989,7 +993,7 @@ fn view_of(program: &Program, st: &CustomerState) -> Result<Customer, Error> {
     let mut m = st.profile.clone();
     m.insert("id".into(), st.id.clone().into());
     if let Some(t) = &st.tier {
-        m.insert("tier".into(), t.clone().into());
+        m.insert("tier".into(), t.to_string().into());
     }
     m.insert("tags".into(), st.tags.clone().into());
     m.insert("points".into(), st.balances.available.to_string().into());
@@ -1072,12 +1076,12 @@ fn advance_customer(
             }
             (c, _) => c,
         };
-        let new_name = new.map(|i| ir.tiers[i].to_string());
+        let new_name = new.map(|i| ir.tiers[i].clone());
         if new_name != st.tier {
             out.push(LedgerEntry::Tier {
                 customer: id.clone(),
-                from: st.tier.as_deref().map(Arc::from),
-                to: new_name.as_deref().map(Arc::from),
+                from: st.tier.clone(),
+                to: new_name.clone(),
                 reason: Arc::from("review"),
             });
             st.tier = new_name;
@@ -1151,35 +1155,58 @@ fn qualify_tier(
     if cur.is_none_or(|c| q > c) {
         out.push(LedgerEntry::Tier {
             customer: id.clone(),
-            from: st.tier.as_deref().map(Arc::from),
+            from: st.tier.clone(),
             to: Some(ir.tiers[q].clone()),
             reason: Arc::from("qualified"),
         });
-        st.tier = Some(ir.tiers[q].to_string());
+        st.tier = Some(ir.tiers[q].clone());
         st.tier_since = Some(event.time);
     }
 }
 
 fn record_history(ir: &ProgramIr, st: &mut CustomerState, event: &Event) {
     let ty = event.ty as usize;
-    let values: Vec<Decimal> = ir
-        .tracked
-        .iter()
-        .filter(|(t, _)| *t as usize == ty)
-        .map(|(_, s)| match event.fields.get(*s as usize) {
-            Some(Value::Num(d)) => *d,
-            _ => Decimal::ZERO,
-        })
-        .collect();
+    let value = |s: u16| match event.fields.get(s as usize) {
+        Some(Value::Num(d)) => *d,
+        _ => Decimal::ZERO,
+    };
+    // on the stack for up to 8 tracked fields per event type
+    let mut buf = [Decimal::ZERO; 8];
+    let mut n = 0;
+    let mut spill: Vec<Decimal> = Vec::new();
+    for (_, s) in ir.tracked.iter().filter(|(t, _)| *t as usize == ty) {
+        if n < buf.len() {
+            buf[n] = value(*s);
+        } else {
+            if spill.is_empty() {
+                spill.extend_from_slice(&buf);
+            }
+            spill.push(value(*s));
+        }
+        n += 1;
+    }
+    let values = if spill.is_empty() {
+        &buf[..n]
+    } else {
+        &spill[..]
+    };
     if let Some(h) = st.history.get_mut(ty) {
         history::record(
             h,
             event.time,
             event.local.date,
-            &values,
+            values,
             ir.retention_days.get(ty).copied().unwrap_or(0),
         );
     }
+}
+
+/// When lots earned by the event being committed become available and
+/// expire (time-zone arithmetic, so computed once per event).
+#[derive(Default)]
+struct LotTimes {
+    pending: Option<Option<DateTime<Utc>>>,
+    expiry: Option<(crate::ast::ExpirySpec, Option<DateTime<Utc>>)>,
 }
 
 /// Add points of kind `k` (earned, or negative: deducted) to a customer.
@@ -1188,10 +1215,11 @@ fn credit(
     ir: &ProgramIr,
     st: &mut CustomerState,
     event: &Event,
-    rule: &str,
+    rule: &Arc<str>,
     rule_expiry: Option<crate::ast::ExpirySpec>,
     k: usize,
     points: Decimal,
+    times: &mut LotTimes,
 ) -> Option<u64> {
     let today = event.local.date;
     if let Some(h) = st.points_history.get_mut(k) {
@@ -1213,17 +1241,28 @@ fn credit(
         return None;
     }
     let spec = rule_expiry.unwrap_or(ir.expiry);
+    // lots of one event share their times: compute them once per event
+    let pending_until = *times.pending.get_or_insert_with(|| {
+        ir.pending
+            .and_then(|(n, u)| history::add_period(event.time, ir.tz, n, u))
+    });
+    let expires_at = match times.expiry {
+        Some((s, t)) if s == spec => t,
+        _ => {
+            let t = history::expiry_of(event.time, ir.tz, spec);
+            times.expiry = Some((spec, t));
+            t
+        }
+    };
     let lot = Lot {
         id: 0,
         points,
         remaining: points,
         earned_at: event.time,
-        pending_until: ir
-            .pending
-            .and_then(|(n, u)| history::add_period(event.time, ir.tz, n, u)),
-        expires_at: history::expiry_of(event.time, ir.tz, spec),
-        event: event.id.to_string(),
-        rule: rule.to_string(),
+        pending_until,
+        expires_at,
+        event: event.id.clone(),
+        rule: rule.clone(),
         warned: false,
     };
     ledger::earn(st, lot, event.time);
@@ -1252,8 +1291,9 @@ fn commit(
 ) {
     let today = event.local.date;
     let own = |c: &Arc<str>| Arc::ptr_eq(c, &event.customer) || *c == event.customer;
+    let mut times = LotTimes::default();
     let mut record = EventAwards {
-        event: event.id.to_string(),
+        event: event.id.clone(),
         amount: ir.events[event.ty as usize]
             .primary
             .and_then(|p| match event.fields.get(p) {
@@ -1303,17 +1343,18 @@ fn commit(
                     continue;
                 }
                 let r = &ir.rules[ri];
-                if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points) {
+                if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points, &mut times)
+                {
                     record.lots.push(lot);
                     record.points += *points;
                     match record.by_rule.iter_mut().find(|(n, _)| **n == *r.name) {
                         Some((_, p)) => *p += *points,
-                        None => record.by_rule.push((r.name.to_string(), *points)),
+                        None => record.by_rule.push((r.name.clone(), *points)),
                     }
                 } else if k != 0 && points.is_sign_positive() {
                     match record.kinds.iter_mut().find(|(n, _)| **n == **kind) {
                         Some((_, p)) => *p += *points,
-                        None => record.kinds.push((kind.to_string(), *points)),
+                        None => record.kinds.push((kind.clone(), *points)),
                     }
                 }
                 if k == 0 {
@@ -1354,9 +1395,9 @@ fn commit(
             } => {
                 if own(customer) {
                     st.rewards.push(RewardGrant {
-                        reward: reward.to_string(),
+                        reward: reward.clone(),
                         at: event.time,
-                        event: event.id.to_string(),
+                        event: event.id.clone(),
                     });
                 } else if let Some(ri) = rule_index(ir, rule) {
                     transfers.push(Transfer {
@@ -1368,7 +1409,7 @@ fn commit(
             }
             Effect::Tier { to, .. } => {
                 if st.tier.as_deref() != Some(&**to) {
-                    st.tier = Some(to.to_string());
+                    st.tier = Some(to.clone());
                     st.tier_since = Some(event.time);
                 }
             }
@@ -1409,9 +1450,9 @@ fn commit(
                     let reward = reward.clone().unwrap_or_else(|| Arc::from(""));
                     if !reward.is_empty() {
                         st.rewards.push(RewardGrant {
-                            reward: reward.to_string(),
+                            reward: reward.clone(),
                             at: event.time,
-                            event: event.id.to_string(),
+                            event: event.id.clone(),
                         });
                     }
                     ledger_out.push(LedgerEntry::Redeemed {
@@ -1487,7 +1528,7 @@ fn refund(
     amount: Decimal,
     out: &mut Vec<LedgerEntry>,
 ) {
-    let Some(i) = st.awards.iter().position(|a| a.event == original) else {
+    let Some(i) = st.awards.iter().position(|a| *a.event == *original) else {
         return;
     };
     let rec = &st.awards[i];
@@ -1509,7 +1550,7 @@ fn refund(
             round_points(ir, p * x / rec.points)
         }
     };
-    let refills: Vec<(String, Decimal)> = rec
+    let refills: Vec<(Arc<str>, Decimal)> = rec
         .by_rule
         .iter()
         .map(|(r, p)| (r.clone(), share(*p)))
@@ -1519,7 +1560,7 @@ fn refund(
     } else {
         amount.min(rec.amount) / rec.amount
     };
-    let kinds: Vec<(String, Decimal)> = rec
+    let kinds: Vec<(Arc<str>, Decimal)> = rec
         .kinds
         .iter()
         .map(|(k, p)| (k.clone(), round_points(ir, *p * kind_ratio)))
@@ -1544,7 +1585,7 @@ fn refund(
         });
     }
     for (r, p) in refills {
-        if let Some(b) = budgets.iter_mut().find(|b| b.rule == r) {
+        if let Some(b) = budgets.iter_mut().find(|b| *b.rule == *r) {
             b.points -= p;
         }
     }
