@@ -104,6 +104,28 @@ impl ReplayStats {
         }
     }
 
+    /// Add another part's totals (then `sort`).
+    fn merge(&mut self, o: ReplayStats) {
+        self.parallel |= o.parallel;
+        self.events += o.events;
+        self.applied += o.applied;
+        self.duplicates += o.duplicates;
+        self.rejected += o.rejected;
+        self.invalid += o.invalid;
+        self.points_issued += o.points_issued;
+        self.points_deducted += o.points_deducted;
+        self.points_expired += o.points_expired;
+        self.points_redeemed += o.points_redeemed;
+        self.points_reversed += o.points_reversed;
+        for (rule, p) in o.per_rule {
+            match self.per_rule.iter_mut().find(|(r, _)| *r == rule) {
+                Some((_, q)) => *q += p,
+                None => self.per_rule.push((rule, p)),
+            }
+        }
+        self.errors.extend(o.errors);
+    }
+
     fn sort(&mut self, program: &Program) {
         let pos = |r: &str| {
             program
@@ -124,6 +146,9 @@ pub struct Engine {
     program: Program,
     customers: Ids<Entry>,
     budgets: Vec<BudgetUse>,
+    /// Per rule: points added to its budget (not counting refills) and
+    /// awards, since the engine was made (for `replay_parallel`'s check).
+    gross: Vec<(Decimal, u64)>,
     clock: Option<DateTime<Utc>>,
 }
 
@@ -146,10 +171,11 @@ impl Engine {
                 points: Decimal::ZERO,
                 awards: 0,
             })
-            .collect();
+            .collect::<Vec<_>>();
         Engine {
             program,
             customers: Ids::default(),
+            gross: vec![(Decimal::ZERO, 0); budgets.len()],
             budgets,
             clock: None,
         }
@@ -269,6 +295,7 @@ impl Engine {
             program: self.program.clone(),
             customers: Ids::default(),
             budgets: self.budgets.clone(),
+            gross: self.gross.clone(),
             clock: self.clock,
         };
         if let Some(e) = self.customers.get(&event.customer) {
@@ -409,26 +436,90 @@ impl Engine {
     /// the result of `replay` (states, outcomes in input order, totals).
     ///
     /// Customers linked by referrals (`referred_by`, `referee`) share a
-    /// partition, so awards to referrers stay inside it. A program with
-    /// campaign budgets or `in total` limits (shared by all customers, used
-    /// in event order) replays on one thread, as does any replay where an
-    /// award crosses partitions; `ReplayStats::parallel` tells which ran.
+    /// partition, so awards to referrers stay inside it. Campaign budgets
+    /// and `in total` limits are shared by all customers and used in event
+    /// order, so the events that can use them (those of the rule's event
+    /// type inside its `active` dates; any event for `tier_change` rules),
+    /// from the first to the last in input order, replay on one thread; the
+    /// events before and after them replay in parallel. Where those events
+    /// are half the replay or more, it all runs in parallel as if budgets
+    /// never ran out, and afterwards the engine checks that, added up over
+    /// all partitions, no budget or `in total` limit could have been reached
+    /// (points awarded, without the refills of refunds, within the budget;
+    /// awards below the limit): then no cut or refusal happened in either
+    /// order. If one could have been reached, or an award crossed
+    /// partitions, that part starts over on one thread.
+    /// `ReplayStats::parallel` tells whether any part ran in parallel.
     pub fn replay_parallel(
+        &mut self,
+        mut events: Vec<Event>,
+        threads: usize,
+    ) -> (Vec<Outcome>, ReplayStats) {
+        let threads = threads.clamp(1, 64);
+        if threads == 1 || events.len() < 2 {
+            return self.replay_collect(events);
+        }
+        match self.contested_span(&events) {
+            Some((a, b)) if (b + 1 - a) * 2 < events.len() => {
+                let tail = events.split_off(b + 1);
+                let middle = events.split_off(a);
+                let (mut outs, mut stats) = self.replay_partitioned(events, threads);
+                let (o, s) = self.replay_collect(middle);
+                outs.extend(o);
+                stats.merge(s);
+                let (o, s) = self.replay_partitioned(tail, threads);
+                outs.extend(o);
+                stats.merge(s);
+                stats.sort(&self.program);
+                (outs, stats)
+            }
+            _ => self.replay_partitioned(events, threads),
+        }
+    }
+
+    /// First and last index of the events that may use a campaign budget or
+    /// an `in total` limit (None: there are none).
+    fn contested_span(&self, events: &[Event]) -> Option<(usize, usize)> {
+        let ir = &self.program.inner.ir;
+        let tier_change = ir.events.iter().position(|e| e.name == "tier_change");
+        let shared: Vec<_> = ir
+            .rules
+            .iter()
+            .filter(|r| {
+                r.budget.is_some()
+                    || r.limits
+                        .iter()
+                        .any(|l| matches!(l, LimitIr::Times { total: true, .. }))
+            })
+            .collect();
+        if shared.is_empty() {
+            return None;
+        }
+        let uses = |ev: &Event| {
+            let day = ev.local.date;
+            shared.iter().any(|r| {
+                let (from, to) = r.active;
+                (r.event == ev.ty || Some(r.event as usize) == tier_change)
+                    && from.is_none_or(|f| day >= f)
+                    && to.is_none_or(|t| day <= t)
+            })
+        };
+        let a = events.iter().position(uses)?;
+        let b = events.iter().rposition(uses)?;
+        Some((a, b))
+    }
+
+    /// Replay partitioned by customer on `threads` threads, checked after
+    /// the fact (see `replay_parallel`); on one thread if the check fails.
+    fn replay_partitioned(
         &mut self,
         events: Vec<Event>,
         threads: usize,
     ) -> (Vec<Outcome>, ReplayStats) {
-        let threads = threads.clamp(1, 64);
-        let ir = &self.program.inner.ir;
-        let shared = ir.rules.iter().any(|r| {
-            r.budget.is_some()
-                || r.limits
-                    .iter()
-                    .any(|l| matches!(l, LimitIr::Times { total: true, .. }))
-        });
-        if threads == 1 || shared || events.len() < 2 {
+        if events.len() < 2 {
             return self.replay_collect(events);
         }
+        let ir = &self.program.inner.ir;
         // Union customers linked by referral fields.
         let mut uf = UnionFind::default();
         for (id, e) in &self.customers {
@@ -437,87 +528,133 @@ impl Engine {
                 uf.union(id, r);
             }
         }
+        let links: Vec<Vec<usize>> = ir
+            .events
+            .iter()
+            .map(|e| {
+                e.fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| matches!(f.name.as_str(), "referred_by" | "referee"))
+                    .map(|(slot, _)| slot)
+                    .collect()
+            })
+            .collect();
         for ev in &events {
-            uf.add(&ev.customer);
-            for (slot, f) in ir.events[ev.ty as usize].fields.iter().enumerate() {
-                if matches!(f.name.as_str(), "referred_by" | "referee") {
-                    if let Some(Value::Text(r)) = ev.fields.get(slot) {
-                        uf.union(&ev.customer, r);
-                    }
+            uf.add_arc(&ev.customer);
+            for &slot in &links[ev.ty as usize] {
+                if let Some(Value::Text(r)) = ev.fields.get(slot) {
+                    uf.union(&ev.customer, r);
                 }
             }
         }
-        let part_of = |id: &str, uf: &mut UnionFind| -> usize {
-            let root = uf.find(id);
-            (fnv(&root) % threads as u64) as usize
-        };
-        let mut parts: Vec<Vec<(usize, Event)>> = (0..threads).map(|_| Vec::new()).collect();
-        for (i, ev) in events.into_iter().enumerate() {
-            let p = part_of(&ev.customer, &mut uf);
-            parts[p].push((i, ev));
+        // partition of every customer, and of every event
+        let mut part: Ids<u8> = Ids::default();
+        let ids: Vec<Arc<str>> = uf.parent.keys().cloned().collect();
+        for id in ids {
+            let root = uf.find(&id);
+            part.insert(id, (fnv(&root) % threads as u64) as u8);
+        }
+        let mut order: Vec<u8> = Vec::with_capacity(events.len());
+        let mut parts: Vec<Vec<Event>> = (0..threads)
+            .map(|_| Vec::with_capacity(events.len() / threads + 1))
+            .collect();
+        for ev in events {
+            let p = part.get(&ev.customer).copied().unwrap_or(0);
+            order.push(p);
+            parts[p as usize].push(ev);
         }
         let initial_budgets = self.budgets.clone();
-        // kept in case an award crosses partitions and we must start over
-        let backup = self.customers.clone();
         let mut engines: Vec<Engine> = (0..threads)
             .map(|_| Engine {
                 program: self.program.clone(),
                 customers: Ids::default(),
                 budgets: initial_budgets.clone(),
+                gross: vec![(Decimal::ZERO, 0); initial_budgets.len()],
                 clock: self.clock,
             })
             .collect();
-        let ids: Vec<Arc<str>> = self.customers.keys().cloned().collect();
-        let mut moved: Vec<(usize, Arc<str>)> = Vec::new();
-        for id in ids {
-            let p = part_of(&id, &mut uf);
-            if let Some(e) = self.customers.remove(&id) {
-                engines[p].customers.insert(id.clone(), e);
-                moved.push((p, id));
-            }
+        for (id, e) in std::mem::take(&mut self.customers) {
+            let p = part.get(&id).copied().unwrap_or(0);
+            engines[p as usize].customers.insert(id, e);
         }
-        let results: Vec<(Vec<(usize, Outcome)>, bool)> = std::thread::scope(|s| {
+        let part = &part;
+        // (outcomes, totals, an award crossed partitions, the partition's
+        // customers as they were); a panic goes on as on one thread
+        type Part = (Vec<Outcome>, ReplayStats, bool, Ids<Entry>);
+        let results: Vec<Part> = std::thread::scope(|s| {
             let handles: Vec<_> = engines
                 .iter_mut()
                 .zip(parts.iter())
                 .enumerate()
                 .map(|(p, (eng, evs))| {
-                    let mut uf_local = uf.clone();
                     s.spawn(move || {
+                        // kept in case the replay must start over on one
+                        // thread (copied here, in parallel)
+                        let saved = eng.customers.clone();
                         let mut outs = Vec::with_capacity(evs.len());
+                        let mut stats = ReplayStats::default();
                         let mut crossed = false;
-                        for (i, ev) in evs {
+                        for ev in evs {
                             let mut transfers = Vec::new();
                             let o = eng.process_one(ev, false, &mut transfers);
                             for t in &transfers {
-                                let tp = (fnv(&uf_local.find(&t.to)) % threads as u64) as usize;
-                                if tp != p {
+                                if part.get(&t.to).is_none_or(|&tp| tp as usize != p) {
                                     crossed = true;
                                 }
                             }
                             eng.deliver(ev, transfers);
-                            outs.push((*i, o));
+                            stats.add(&o);
+                            outs.push(o);
                         }
-                        (outs, crossed)
+                        (outs, stats, crossed, saved)
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         });
-        let crossed = results.iter().any(|(_, c)| *c);
-        if crossed {
+        let crossed = results.iter().any(|r| r.2);
+        let ir = &self.program.inner.ir;
+        let over_budget = ir.rules.iter().enumerate().any(|(ri, r)| {
+            let points: Decimal = engines.iter().map(|e| e.gross[ri].0).sum();
+            let awards: u64 = engines.iter().map(|e| e.gross[ri].1).sum();
+            let before = &initial_budgets[ri];
+            let awards_cap = r
+                .limits
+                .iter()
+                .filter_map(|l| match l {
+                    LimitIr::Times { n, total: true, .. } => Some(Decimal::from(*n)),
+                    _ => None,
+                })
+                .chain(match r.budget {
+                    Some((amount, true)) => Some(amount),
+                    _ => None,
+                })
+                .min();
+            let points_cap = match r.budget {
+                Some((amount, false)) => Some(amount),
+                _ => None,
+            };
+            points_cap.is_some_and(|cap| before.points + points > cap)
+                || awards_cap.is_some_and(|cap| Decimal::from(before.awards + awards) >= cap)
+        });
+        if crossed || over_budget {
             // Put the initial states back and replay on one thread.
-            drop(moved);
-            self.customers = backup;
+            self.customers = Ids::default();
+            for (_, _, _, saved) in results {
+                self.customers.extend(saved);
+            }
             self.budgets = initial_budgets;
-            let mut evs: Vec<(usize, Event)> = parts.into_iter().flatten().collect();
-            evs.sort_by_key(|(i, _)| *i);
-            return self.replay_collect(evs.into_iter().map(|(_, e)| e).collect());
+            let mut iters: Vec<_> = parts.into_iter().map(Vec::into_iter).collect();
+            let evs: Vec<Event> = order
+                .iter()
+                .filter_map(|&p| iters[p as usize].next())
+                .collect();
+            return self.replay_collect(evs);
         }
-        drop(backup);
         // Merge: customers, budgets (sum of deltas), clock, outcomes in input order.
         let mut merged_budgets = initial_budgets.clone();
         for eng in &engines {
@@ -527,6 +664,12 @@ impl Engine {
             {
                 m.points += b.points - init.points;
                 m.awards += b.awards - init.awards;
+            }
+        }
+        for eng in &engines {
+            for (g, e) in self.gross.iter_mut().zip(&eng.gross) {
+                g.0 += e.0;
+                g.1 += e.1;
             }
         }
         let mut clock = self.clock;
@@ -539,20 +682,22 @@ impl Engine {
         }
         self.budgets = merged_budgets;
         self.clock = clock;
-        let mut all: Vec<(usize, Outcome)> = results.into_iter().flat_map(|(o, _)| o).collect();
-        all.sort_by_key(|(i, _)| *i);
         let mut stats = ReplayStats {
             parallel: true,
             ..ReplayStats::default()
         };
-        let outs: Vec<Outcome> = all.into_iter().map(|(_, o)| o).collect();
-        for o in &outs {
-            stats.add(o);
+        let mut iters = Vec::with_capacity(threads);
+        for (outs, s, _, _) in results {
+            stats.merge(s);
+            iters.push(outs.into_iter());
         }
+        let outs: Vec<Outcome> = order
+            .iter()
+            .filter_map(|&p| iters[p as usize].next())
+            .collect();
         stats.sort(&self.program);
         (outs, stats)
     }
-
     fn replay_collect(&mut self, events: Vec<Event>) -> (Vec<Outcome>, ReplayStats) {
         let mut outs = Vec::with_capacity(events.len());
         let stats = self.replay_with(events, |o| outs.push(o.clone()));
@@ -662,6 +807,7 @@ impl Engine {
             ir,
             &mut entry.state,
             &mut self.budgets,
+            &mut self.gross,
             &derived,
             &o2,
             &fired2,
@@ -797,6 +943,7 @@ impl Engine {
             ir,
             &mut entry.state,
             &mut self.budgets,
+            &mut self.gross,
             event,
             &out,
             &fired,
@@ -1282,6 +1429,7 @@ fn commit(
     ir: &ProgramIr,
     st: &mut CustomerState,
     budgets: &mut [BudgetUse],
+    gross: &mut [(Decimal, u64)],
     event: &Event,
     out: &Outcome,
     fired: &[u32],
@@ -1336,6 +1484,7 @@ fn commit(
                     });
                     if k == 0 {
                         budgets[ri].points += *points;
+                        gross[ri].0 += (*points).max(Decimal::ZERO);
                     }
                     continue;
                 }
@@ -1359,6 +1508,7 @@ fn commit(
                 }
                 if k == 0 {
                     budgets[ri].points += *points;
+                    gross[ri].0 += (*points).max(Decimal::ZERO);
                 }
                 if points.is_sign_positive() {
                     // rule point caps
@@ -1497,6 +1647,9 @@ fn commit(
         if let Some(b) = budgets.get_mut(ri) {
             b.awards += 1;
         }
+        if let Some(g) = gross.get_mut(ri) {
+            g.1 += 1;
+        }
     }
     if !record.lots.is_empty() && record.amount > Decimal::ZERO && &*event.type_name == "purchase" {
         st.awards.push(record);
@@ -1608,7 +1761,7 @@ fn refund(
 
 #[derive(Clone, Default)]
 struct UnionFind {
-    parent: HashMap<Arc<str>, Arc<str>>,
+    parent: Ids<Arc<str>>,
 }
 
 impl UnionFind {
@@ -1616,6 +1769,11 @@ impl UnionFind {
         if !self.parent.contains_key(id) {
             let a: Arc<str> = Arc::from(id);
             self.parent.insert(a.clone(), a);
+        }
+    }
+    fn add_arc(&mut self, id: &Arc<str>) {
+        if !self.parent.contains_key(&**id) {
+            self.parent.insert(id.clone(), id.clone());
         }
     }
     fn find(&mut self, id: &str) -> Arc<str> {
