@@ -150,6 +150,9 @@ pub struct Engine {
     /// awards, since the engine was made (for `replay_parallel`'s check).
     gross: Vec<(Decimal, u64)>,
     clock: Option<DateTime<Utc>>,
+    /// A new customer's state and view, made once (None if the program's
+    /// customer attributes need values: then each new customer is checked).
+    blank: Option<Entry>,
 }
 
 struct Transfer {
@@ -172,12 +175,17 @@ impl Engine {
                 awards: 0,
             })
             .collect::<Vec<_>>();
+        let st = new_state(&program.inner.ir, "");
+        let blank = view_of(&program, &st)
+            .ok()
+            .map(|view| Entry { state: st, view });
         Engine {
             program,
             customers: Ids::default(),
             gross: vec![(Decimal::ZERO, 0); budgets.len()],
             budgets,
             clock: None,
+            blank,
         }
     }
 
@@ -297,6 +305,7 @@ impl Engine {
             budgets: self.budgets.clone(),
             gross: self.gross.clone(),
             clock: self.clock,
+            blank: self.blank.clone(),
         };
         if let Some(e) = self.customers.get(&event.customer) {
             scratch.customers.insert(
@@ -572,6 +581,7 @@ impl Engine {
                 budgets: initial_budgets.clone(),
                 gross: vec![(Decimal::ZERO, 0); initial_budgets.len()],
                 clock: self.clock,
+                blank: self.blank.clone(),
             })
             .collect();
         for (id, e) in std::mem::take(&mut self.customers) {
@@ -709,11 +719,9 @@ impl Engine {
         for t in transfers {
             let ir = &self.program.inner.ir;
             if !self.customers.contains_key(&t.to) {
-                let st = new_state(ir, &t.to);
-                match view_of(&self.program, &st) {
-                    Ok(view) => {
-                        self.customers
-                            .insert(t.to.clone(), Entry { state: st, view });
+                match new_entry(&self.program, &self.blank, &t.to) {
+                    Ok(e) => {
+                        self.customers.insert(t.to.clone(), e);
                     }
                     Err(_) => continue,
                 }
@@ -835,13 +843,10 @@ impl Engine {
         // one hash lookup for the whole event (until a tier change)
         let entry = match self.customers.entry(id.clone()) {
             hash_map::Entry::Occupied(o) => o.into_mut(),
-            hash_map::Entry::Vacant(v) => {
-                let st = new_state(ir, id);
-                match view_of(&program, &st) {
-                    Ok(view) => v.insert(Entry { state: st, view }),
-                    Err(e) => return rejected(event, e.to_string()),
-                }
-            }
+            hash_map::Entry::Vacant(v) => match new_entry(&program, &self.blank, id) {
+                Ok(e) => v.insert(e),
+                Err(e) => return rejected(event, e.to_string()),
+            },
         };
         // Checks that refuse the event leave everything unchanged.
         if entry.state.processed.contains(&event.id) {
@@ -1133,6 +1138,27 @@ fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
     old.clear();
     ledger::recompute_due(&mut st);
     st
+}
+
+/// A new customer's entry: a copy of `blank` with the id set (building it
+/// from the program was a large share of a replay's early events).
+fn new_entry(program: &Program, blank: &Option<Entry>, id: &Arc<str>) -> Result<Entry, Error> {
+    match blank {
+        Some(b) => {
+            let mut e = b.clone();
+            e.state.id = id.to_string();
+            e.view.id = id.clone();
+            if let Some(f) = e.view.fields.first_mut() {
+                *f = Value::Text(Box::from(&**id));
+            }
+            Ok(e)
+        }
+        None => {
+            let state = new_state(&program.inner.ir, id);
+            let view = view_of(program, &state)?;
+            Ok(Entry { state, view })
+        }
+    }
 }
 
 /// The customer as the rules see it.
