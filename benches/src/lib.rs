@@ -120,6 +120,133 @@ pub fn generate_program(rules: usize) -> String {
     s
 }
 
+/// A deterministic year of retail events for `examples/retail/program.rules`
+/// as JSON lines, in time order: `n` events over 2026 for `customers`
+/// customers (each starts with a signup, a tenth of them referred by an
+/// earlier one), then about 55% purchases with 1-4 basket lines, 25% logins,
+/// 7% reviews, 4% refunds of the customer's latest purchase, 4%
+/// redemptions, 3% referrals and 2% birthdays. A smaller cousin of
+/// `examples/retail/generate.py` (which is Python and takes a minute and a
+/// half for a million events), for the replay bench.
+pub fn retail_events(n: usize, customers: u32) -> Vec<String> {
+    const CATS: &[(&str, &str)] = &[
+        ("grocery", "GRO"),
+        ("apparel", "APP"),
+        ("home", "HOM"),
+        ("beauty", "BEA"),
+        ("electronics", "ELE"),
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m.max(1)
+    };
+    let start = 1_767_225_600i64; // 2026-01-01T00:00:00Z
+    let step = (365 * 86_400) as f64 / n.max(1) as f64;
+    let mut signed = vec![false; customers as usize];
+    let mut last_purchase: Vec<Option<(usize, u64)>> = vec![None; customers as usize];
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = start + (i as f64 * step) as i64;
+        let time = rfc3339_utc(t);
+        let k = rng(u64::from(customers)) as usize;
+        let c = format!("c{k}");
+        let id = format!("e{i}");
+        let head = format!(r#""id": "{id}", "customer": "{c}", "time": "{time}""#);
+        if !signed[k] {
+            signed[k] = true;
+            let referred = if k > 0 && rng(10) == 0 {
+                format!(r#", "referred_by": "c{}""#, rng(k as u64))
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                r#"{{"type": "signup", {head}, "channel": "app"{referred}}}"#
+            ));
+            continue;
+        }
+        let r = rng(100);
+        let line = match r {
+            0..=54 => {
+                let lines = 1 + rng(4);
+                let mut items = Vec::new();
+                let mut total = 0u64;
+                for _ in 0..lines {
+                    let (cat, code) = CATS[rng(CATS.len() as u64) as usize];
+                    let cents = if cat == "electronics" {
+                        5_000 + rng(90_000)
+                    } else {
+                        200 + rng(12_000)
+                    };
+                    let q = 1 + rng(3);
+                    total += cents * q;
+                    items.push(format!(
+                        r#"{{"sku": "{code}-{}", "category": "{cat}", "price": "{}.{:02}", "quantity": {q}}}"#,
+                        rng(500),
+                        cents / 100,
+                        cents % 100
+                    ));
+                }
+                last_purchase[k] = Some((i, total));
+                format!(
+                    r#"{{"type": "purchase", {head}, "amount": "{}.{:02}", "shipping": "0.00", "items": [{}], "channel": "web"}}"#,
+                    total / 100,
+                    total % 100,
+                    items.join(", ")
+                )
+            }
+            55..=79 => format!(r#"{{"type": "login", {head}}}"#),
+            80..=86 => format!(r#"{{"type": "review", {head}, "rating": {}}}"#, 1 + rng(5)),
+            87..=90 => match last_purchase[k].take() {
+                Some((orig, total)) => {
+                    let part = total / (1 + rng(3));
+                    format!(
+                        r#"{{"type": "refund", {head}, "amount": "{}.{:02}", "original": "e{orig}"}}"#,
+                        part / 100,
+                        part % 100
+                    )
+                }
+                None => format!(r#"{{"type": "login", {head}}}"#),
+            },
+            91..=94 => format!(
+                r#"{{"type": "redemption", {head}, "reward": "voucher", "points": {}}}"#,
+                500 * (1 + rng(5))
+            ),
+            95..=97 => format!(
+                r#"{{"type": "referral", {head}, "successful": {}}}"#,
+                rng(3) > 0
+            ),
+            _ => format!(r#"{{"type": "birthday", {head}}}"#),
+        };
+        out.push(line);
+    }
+    out
+}
+
+/// `t` (seconds since 1970, UTC) as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339_utc(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // civil from days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

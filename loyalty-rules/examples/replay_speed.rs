@@ -2,11 +2,55 @@
 //! decoding, sequential replay with state, and parallel replay.
 //!
 //! cargo run --release -p loyalty-rules --example replay_speed -- PROGRAM EVENTS.jsonl [THREADS]
+//!
+//! Each figure is given twice: per second of wall-clock time, and per second
+//! of CPU time used by the process (user + system, from /proc on Linux),
+//! which is steadier on a machine shared with other jobs. For the parallel
+//! replay the CPU figure is per core.
 
 use std::io::BufRead;
 use std::time::Instant;
 
 use loyalty_rules::{Engine, Program};
+
+/// CPU seconds used by this process so far (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // fields after the command name (which is in parentheses)
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 here
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+struct Clock {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            wall: Instant::now(),
+            cpu: cpu_seconds(),
+        }
+    }
+    /// (wall seconds, CPU seconds)
+    fn stop(&self) -> (f64, f64) {
+        (self.wall.elapsed().as_secs_f64(), cpu_seconds() - self.cpu)
+    }
+}
+
+fn rate(n: f64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n / secs
+    } else {
+        f64::NAN
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -23,36 +67,42 @@ fn main() {
         .map(|l| l.expect("line"))
         .collect();
 
-    let t = Instant::now();
+    let t = Clock::start();
     let events: Vec<_> = lines
         .iter()
         .filter_map(|l| program.event_from_json(l).ok())
         .collect();
-    let decode = t.elapsed().as_secs_f64();
+    let (wall, cpu) = t.stop();
     let n = events.len() as f64;
     println!(
-        "decode JSON:        {:>10.0} events/s ({} events)",
-        n / decode,
+        "decode JSON:        {:>10.0} events/s, {:>10.0} per CPU-second ({} events)",
+        rate(n, wall),
+        rate(n, cpu),
         events.len()
     );
 
+    // the copy is made before the clock starts
+    let copy = events.clone();
     let mut engine = Engine::new(program.clone());
-    let t = Instant::now();
-    let stats = engine.replay(events.clone());
-    let seq = t.elapsed().as_secs_f64();
+    let t = Clock::start();
+    let stats = engine.replay(copy);
+    let (seq, cpu) = t.stop();
     println!(
-        "replay, 1 thread:   {:>10.0} events/s ({} applied)",
-        n / seq,
+        "replay, 1 thread:   {:>10.0} events/s, {:>10.0} per CPU-second ({} applied)",
+        rate(n, seq),
+        rate(n, cpu),
         stats.applied
     );
+    drop(engine);
 
     let mut engine = Engine::new(program);
-    let t = Instant::now();
+    let t = Clock::start();
     let (_, stats) = engine.replay_parallel(events, threads);
-    let par = t.elapsed().as_secs_f64();
+    let (par, cpu) = t.stop();
     println!(
-        "replay, {threads} threads:  {:>10.0} events/s (parallel: {}, speed-up {:.2}x)",
-        n / par,
+        "replay, {threads} threads:  {:>10.0} events/s, {:>10.0} per CPU-second (parallel: {}, speed-up {:.2}x)",
+        rate(n, par),
+        rate(n, cpu),
         stats.parallel,
         seq / par
     );

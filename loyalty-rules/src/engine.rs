@@ -2,7 +2,7 @@
 //! limits, budgets, tiers, pending points, expiry, refunds and idempotency.
 //! See docs/LANGUAGE.md, "State".
 
-use std::collections::HashMap;
+use std::collections::{hash_map, HashMap};
 use std::io::BufRead;
 use std::sync::Arc;
 
@@ -22,6 +22,10 @@ use crate::outcome::{Effect, LedgerEntry, Outcome, Status};
 use crate::schema::{Value, CU_TIER};
 use crate::state::*;
 use crate::Program;
+
+/// Customers by id (hashed with the seeded hasher of `state`: SipHash,
+/// the std default, was a visible share of per-event time).
+type Ids<V> = HashMap<Arc<str>, V, IdHash>;
 
 #[derive(Clone)]
 struct Entry {
@@ -100,6 +104,28 @@ impl ReplayStats {
         }
     }
 
+    /// Add another part's totals (then `sort`).
+    fn merge(&mut self, o: ReplayStats) {
+        self.parallel |= o.parallel;
+        self.events += o.events;
+        self.applied += o.applied;
+        self.duplicates += o.duplicates;
+        self.rejected += o.rejected;
+        self.invalid += o.invalid;
+        self.points_issued += o.points_issued;
+        self.points_deducted += o.points_deducted;
+        self.points_expired += o.points_expired;
+        self.points_redeemed += o.points_redeemed;
+        self.points_reversed += o.points_reversed;
+        for (rule, p) in o.per_rule {
+            match self.per_rule.iter_mut().find(|(r, _)| *r == rule) {
+                Some((_, q)) => *q += p,
+                None => self.per_rule.push((rule, p)),
+            }
+        }
+        self.errors.extend(o.errors);
+    }
+
     fn sort(&mut self, program: &Program) {
         let pos = |r: &str| {
             program
@@ -118,9 +144,15 @@ impl ReplayStats {
 /// `advance_to`): the engine never reads the clock.
 pub struct Engine {
     program: Program,
-    customers: HashMap<Arc<str>, Entry>,
+    customers: Ids<Entry>,
     budgets: Vec<BudgetUse>,
+    /// Per rule: points added to its budget (not counting refills) and
+    /// awards, since the engine was made (for `replay_parallel`'s check).
+    gross: Vec<(Decimal, u64)>,
     clock: Option<DateTime<Utc>>,
+    /// A new customer's state and view, made once (None if the program's
+    /// customer attributes need values: then each new customer is checked).
+    blank: Option<Entry>,
 }
 
 struct Transfer {
@@ -142,12 +174,18 @@ impl Engine {
                 points: Decimal::ZERO,
                 awards: 0,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let st = new_state(&program.inner.ir, "");
+        let blank = view_of(&program, &st)
+            .ok()
+            .map(|view| Entry { state: st, view });
         Engine {
             program,
-            customers: HashMap::new(),
+            customers: Ids::default(),
+            gross: vec![(Decimal::ZERO, 0); budgets.len()],
             budgets,
             clock: None,
+            blank,
         }
     }
 
@@ -221,7 +259,7 @@ impl Engine {
             for (k, v) in m {
                 match k.as_str() {
                     "id" | "points" | "pending_points" => {}
-                    "tier" => st.tier = v.as_str().map(|s| s.to_ascii_lowercase()),
+                    "tier" => st.tier = v.as_str().map(|s| Arc::from(s.to_ascii_lowercase())),
                     "tags" => {
                         st.tags = v
                             .as_array()
@@ -263,9 +301,11 @@ impl Engine {
     pub fn preview(&self, event: &Event) -> Outcome {
         let mut scratch = Engine {
             program: self.program.clone(),
-            customers: HashMap::new(),
+            customers: Ids::default(),
             budgets: self.budgets.clone(),
+            gross: self.gross.clone(),
             clock: self.clock,
+            blank: self.blank.clone(),
         };
         if let Some(e) = self.customers.get(&event.customer) {
             scratch.customers.insert(
@@ -405,26 +445,90 @@ impl Engine {
     /// the result of `replay` (states, outcomes in input order, totals).
     ///
     /// Customers linked by referrals (`referred_by`, `referee`) share a
-    /// partition, so awards to referrers stay inside it. A program with
-    /// campaign budgets or `in total` limits (shared by all customers, used
-    /// in event order) replays on one thread, as does any replay where an
-    /// award crosses partitions; `ReplayStats::parallel` tells which ran.
+    /// partition, so awards to referrers stay inside it. Campaign budgets
+    /// and `in total` limits are shared by all customers and used in event
+    /// order, so the events that can use them (those of the rule's event
+    /// type inside its `active` dates; any event for `tier_change` rules),
+    /// from the first to the last in input order, replay on one thread; the
+    /// events before and after them replay in parallel. Where those events
+    /// are half the replay or more, it all runs in parallel as if budgets
+    /// never ran out, and afterwards the engine checks that, added up over
+    /// all partitions, no budget or `in total` limit could have been reached
+    /// (points awarded, without the refills of refunds, within the budget;
+    /// awards below the limit): then no cut or refusal happened in either
+    /// order. If one could have been reached, or an award crossed
+    /// partitions, that part starts over on one thread.
+    /// `ReplayStats::parallel` tells whether any part ran in parallel.
     pub fn replay_parallel(
+        &mut self,
+        mut events: Vec<Event>,
+        threads: usize,
+    ) -> (Vec<Outcome>, ReplayStats) {
+        let threads = threads.clamp(1, 64);
+        if threads == 1 || events.len() < 2 {
+            return self.replay_collect(events);
+        }
+        match self.contested_span(&events) {
+            Some((a, b)) if (b + 1 - a) * 2 < events.len() => {
+                let tail = events.split_off(b + 1);
+                let middle = events.split_off(a);
+                let (mut outs, mut stats) = self.replay_partitioned(events, threads);
+                let (o, s) = self.replay_collect(middle);
+                outs.extend(o);
+                stats.merge(s);
+                let (o, s) = self.replay_partitioned(tail, threads);
+                outs.extend(o);
+                stats.merge(s);
+                stats.sort(&self.program);
+                (outs, stats)
+            }
+            _ => self.replay_partitioned(events, threads),
+        }
+    }
+
+    /// First and last index of the events that may use a campaign budget or
+    /// an `in total` limit (None: there are none).
+    fn contested_span(&self, events: &[Event]) -> Option<(usize, usize)> {
+        let ir = &self.program.inner.ir;
+        let tier_change = ir.events.iter().position(|e| e.name == "tier_change");
+        let shared: Vec<_> = ir
+            .rules
+            .iter()
+            .filter(|r| {
+                r.budget.is_some()
+                    || r.limits
+                        .iter()
+                        .any(|l| matches!(l, LimitIr::Times { total: true, .. }))
+            })
+            .collect();
+        if shared.is_empty() {
+            return None;
+        }
+        let uses = |ev: &Event| {
+            let day = ev.local.date;
+            shared.iter().any(|r| {
+                let (from, to) = r.active;
+                (r.event == ev.ty || Some(r.event as usize) == tier_change)
+                    && from.is_none_or(|f| day >= f)
+                    && to.is_none_or(|t| day <= t)
+            })
+        };
+        let a = events.iter().position(uses)?;
+        let b = events.iter().rposition(uses)?;
+        Some((a, b))
+    }
+
+    /// Replay partitioned by customer on `threads` threads, checked after
+    /// the fact (see `replay_parallel`); on one thread if the check fails.
+    fn replay_partitioned(
         &mut self,
         events: Vec<Event>,
         threads: usize,
     ) -> (Vec<Outcome>, ReplayStats) {
-        let threads = threads.clamp(1, 64);
-        let ir = &self.program.inner.ir;
-        let shared = ir.rules.iter().any(|r| {
-            r.budget.is_some()
-                || r.limits
-                    .iter()
-                    .any(|l| matches!(l, LimitIr::Times { total: true, .. }))
-        });
-        if threads == 1 || shared || events.len() < 2 {
+        if events.len() < 2 {
             return self.replay_collect(events);
         }
+        let ir = &self.program.inner.ir;
         // Union customers linked by referral fields.
         let mut uf = UnionFind::default();
         for (id, e) in &self.customers {
@@ -433,87 +537,134 @@ impl Engine {
                 uf.union(id, r);
             }
         }
+        let links: Vec<Vec<usize>> = ir
+            .events
+            .iter()
+            .map(|e| {
+                e.fields
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| matches!(f.name.as_str(), "referred_by" | "referee"))
+                    .map(|(slot, _)| slot)
+                    .collect()
+            })
+            .collect();
         for ev in &events {
-            uf.add(&ev.customer);
-            for (slot, f) in ir.events[ev.ty as usize].fields.iter().enumerate() {
-                if matches!(f.name.as_str(), "referred_by" | "referee") {
-                    if let Some(Value::Text(r)) = ev.fields.get(slot) {
-                        uf.union(&ev.customer, r);
-                    }
+            uf.add_arc(&ev.customer);
+            for &slot in &links[ev.ty as usize] {
+                if let Some(Value::Text(r)) = ev.fields.get(slot) {
+                    uf.union(&ev.customer, r);
                 }
             }
         }
-        let part_of = |id: &str, uf: &mut UnionFind| -> usize {
-            let root = uf.find(id);
-            (fnv(&root) % threads as u64) as usize
-        };
-        let mut parts: Vec<Vec<(usize, Event)>> = (0..threads).map(|_| Vec::new()).collect();
-        for (i, ev) in events.into_iter().enumerate() {
-            let p = part_of(&ev.customer, &mut uf);
-            parts[p].push((i, ev));
+        // partition of every customer, and of every event
+        let mut part: Ids<u8> = Ids::default();
+        let ids: Vec<Arc<str>> = uf.parent.keys().cloned().collect();
+        for id in ids {
+            let root = uf.find(&id);
+            part.insert(id, (fnv(&root) % threads as u64) as u8);
+        }
+        let mut order: Vec<u8> = Vec::with_capacity(events.len());
+        let mut parts: Vec<Vec<Event>> = (0..threads)
+            .map(|_| Vec::with_capacity(events.len() / threads + 1))
+            .collect();
+        for ev in events {
+            let p = part.get(&ev.customer).copied().unwrap_or(0);
+            order.push(p);
+            parts[p as usize].push(ev);
         }
         let initial_budgets = self.budgets.clone();
-        // kept in case an award crosses partitions and we must start over
-        let backup = self.customers.clone();
         let mut engines: Vec<Engine> = (0..threads)
             .map(|_| Engine {
                 program: self.program.clone(),
-                customers: HashMap::new(),
+                customers: Ids::default(),
                 budgets: initial_budgets.clone(),
+                gross: vec![(Decimal::ZERO, 0); initial_budgets.len()],
                 clock: self.clock,
+                blank: self.blank.clone(),
             })
             .collect();
-        let ids: Vec<Arc<str>> = self.customers.keys().cloned().collect();
-        let mut moved: Vec<(usize, Arc<str>)> = Vec::new();
-        for id in ids {
-            let p = part_of(&id, &mut uf);
-            if let Some(e) = self.customers.remove(&id) {
-                engines[p].customers.insert(id.clone(), e);
-                moved.push((p, id));
-            }
+        for (id, e) in std::mem::take(&mut self.customers) {
+            let p = part.get(&id).copied().unwrap_or(0);
+            engines[p as usize].customers.insert(id, e);
         }
-        let results: Vec<(Vec<(usize, Outcome)>, bool)> = std::thread::scope(|s| {
+        let part = &part;
+        // (outcomes, totals, an award crossed partitions, the partition's
+        // customers as they were); a panic goes on as on one thread
+        type Part = (Vec<Outcome>, ReplayStats, bool, Ids<Entry>);
+        let results: Vec<Part> = std::thread::scope(|s| {
             let handles: Vec<_> = engines
                 .iter_mut()
                 .zip(parts.iter())
                 .enumerate()
                 .map(|(p, (eng, evs))| {
-                    let mut uf_local = uf.clone();
                     s.spawn(move || {
+                        // kept in case the replay must start over on one
+                        // thread (copied here, in parallel)
+                        let saved = eng.customers.clone();
                         let mut outs = Vec::with_capacity(evs.len());
+                        let mut stats = ReplayStats::default();
                         let mut crossed = false;
-                        for (i, ev) in evs {
+                        for ev in evs {
                             let mut transfers = Vec::new();
                             let o = eng.process_one(ev, false, &mut transfers);
                             for t in &transfers {
-                                let tp = (fnv(&uf_local.find(&t.to)) % threads as u64) as usize;
-                                if tp != p {
+                                if part.get(&t.to).is_none_or(|&tp| tp as usize != p) {
                                     crossed = true;
                                 }
                             }
                             eng.deliver(ev, transfers);
-                            outs.push((*i, o));
+                            stats.add(&o);
+                            outs.push(o);
                         }
-                        (outs, crossed)
+                        (outs, stats, crossed, saved)
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_default())
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         });
-        let crossed = results.iter().any(|(_, c)| *c);
-        if crossed {
+        let crossed = results.iter().any(|r| r.2);
+        let ir = &self.program.inner.ir;
+        let over_budget = ir.rules.iter().enumerate().any(|(ri, r)| {
+            let points: Decimal = engines.iter().map(|e| e.gross[ri].0).sum();
+            let awards: u64 = engines.iter().map(|e| e.gross[ri].1).sum();
+            let before = &initial_budgets[ri];
+            let awards_cap = r
+                .limits
+                .iter()
+                .filter_map(|l| match l {
+                    LimitIr::Times { n, total: true, .. } => Some(Decimal::from(*n)),
+                    _ => None,
+                })
+                .chain(match r.budget {
+                    Some((amount, true)) => Some(amount),
+                    _ => None,
+                })
+                .min();
+            let points_cap = match r.budget {
+                Some((amount, false)) => Some(amount),
+                _ => None,
+            };
+            points_cap.is_some_and(|cap| before.points + points > cap)
+                || awards_cap.is_some_and(|cap| Decimal::from(before.awards + awards) >= cap)
+        });
+        if crossed || over_budget {
             // Put the initial states back and replay on one thread.
-            drop(moved);
-            self.customers = backup;
+            self.customers = Ids::default();
+            for (_, _, _, saved) in results {
+                self.customers.extend(saved);
+            }
             self.budgets = initial_budgets;
-            let mut evs: Vec<(usize, Event)> = parts.into_iter().flatten().collect();
-            evs.sort_by_key(|(i, _)| *i);
-            return self.replay_collect(evs.into_iter().map(|(_, e)| e).collect());
+            let mut iters: Vec<_> = parts.into_iter().map(Vec::into_iter).collect();
+            let evs: Vec<Event> = order
+                .iter()
+                .filter_map(|&p| iters[p as usize].next())
+                .collect();
+            return self.replay_collect(evs);
         }
-        drop(backup);
         // Merge: customers, budgets (sum of deltas), clock, outcomes in input order.
         let mut merged_budgets = initial_budgets.clone();
         for eng in &engines {
@@ -523,6 +674,12 @@ impl Engine {
             {
                 m.points += b.points - init.points;
                 m.awards += b.awards - init.awards;
+            }
+        }
+        for eng in &engines {
+            for (g, e) in self.gross.iter_mut().zip(&eng.gross) {
+                g.0 += e.0;
+                g.1 += e.1;
             }
         }
         let mut clock = self.clock;
@@ -535,20 +692,22 @@ impl Engine {
         }
         self.budgets = merged_budgets;
         self.clock = clock;
-        let mut all: Vec<(usize, Outcome)> = results.into_iter().flat_map(|(o, _)| o).collect();
-        all.sort_by_key(|(i, _)| *i);
         let mut stats = ReplayStats {
             parallel: true,
             ..ReplayStats::default()
         };
-        let outs: Vec<Outcome> = all.into_iter().map(|(_, o)| o).collect();
-        for o in &outs {
-            stats.add(o);
+        let mut iters = Vec::with_capacity(threads);
+        for (outs, s, _, _) in results {
+            stats.merge(s);
+            iters.push(outs.into_iter());
         }
+        let outs: Vec<Outcome> = order
+            .iter()
+            .filter_map(|&p| iters[p as usize].next())
+            .collect();
         stats.sort(&self.program);
         (outs, stats)
     }
-
     fn replay_collect(&mut self, events: Vec<Event>) -> (Vec<Outcome>, ReplayStats) {
         let mut outs = Vec::with_capacity(events.len());
         let stats = self.replay_with(events, |o| outs.push(o.clone()));
@@ -560,11 +719,9 @@ impl Engine {
         for t in transfers {
             let ir = &self.program.inner.ir;
             if !self.customers.contains_key(&t.to) {
-                let st = new_state(ir, &t.to);
-                match view_of(&self.program, &st) {
-                    Ok(view) => {
-                        self.customers
-                            .insert(t.to.clone(), Entry { state: st, view });
+                match new_entry(&self.program, &self.blank, &t.to) {
+                    Ok(e) => {
+                        self.customers.insert(t.to.clone(), e);
                     }
                     Err(_) => continue,
                 }
@@ -580,16 +737,17 @@ impl Engine {
                         ir,
                         &mut e.state,
                         event,
-                        rule.name.as_ref(),
+                        &rule.name,
                         rule.expiry,
                         k,
                         *points,
+                        &mut LotTimes::default(),
                     );
                 }
                 Effect::Reward { reward, .. } => e.state.rewards.push(RewardGrant {
-                    reward: reward.to_string(),
+                    reward: reward.clone(),
                     at: event.time,
-                    event: event.id.to_string(),
+                    event: event.id.clone(),
                 }),
                 _ => {}
             }
@@ -603,8 +761,8 @@ impl Engine {
     fn tier_change_rules(
         &mut self,
         id: &Arc<str>,
-        from: &Option<String>,
-        to: &Option<String>,
+        from: &Option<Arc<str>>,
+        to: &Option<Arc<str>>,
         time: DateTime<Utc>,
         base: &str,
         explain: bool,
@@ -617,7 +775,7 @@ impl Engine {
         if c.by_event[tc].is_empty() {
             return None;
         }
-        let tier_val = |t: &Option<String>| match t
+        let tier_val = |t: &Option<Arc<str>>| match t
             .as_ref()
             .and_then(|n| ir.tiers.iter().position(|x| **x == **n))
         {
@@ -657,6 +815,7 @@ impl Engine {
             ir,
             &mut entry.state,
             &mut self.budgets,
+            &mut self.gross,
             &derived,
             &o2,
             &fired2,
@@ -680,20 +839,17 @@ impl Engine {
         let program = self.program.clone();
         let c: &Compiled = &program.inner;
         let ir = &c.ir;
-        let id = event.customer.clone();
-        if !self.customers.contains_key(&id) {
-            let st = new_state(ir, &id);
-            let view = match view_of(&self.program, &st) {
-                Ok(v) => v,
+        let id = &event.customer;
+        // one hash lookup for the whole event (until a tier change)
+        let entry = match self.customers.entry(id.clone()) {
+            hash_map::Entry::Occupied(o) => o.into_mut(),
+            hash_map::Entry::Vacant(v) => match new_entry(&program, &self.blank, id) {
+                Ok(e) => v.insert(e),
                 Err(e) => return rejected(event, e.to_string()),
-            };
-            self.customers.insert(id.clone(), Entry { state: st, view });
-        }
-        let Some(entry) = self.customers.get_mut(&id) else {
-            return rejected(event, "internal: customer missing".into());
+            },
         };
         // Checks that refuse the event leave everything unchanged.
-        if entry.state.processed.contains(&*event.id) {
+        if entry.state.processed.contains(&event.id) {
             let mut o = empty(event);
             o.status = Some(Status::Duplicate);
             return o;
@@ -741,7 +897,7 @@ impl Engine {
         // also runs the `tier_change` rules
         let tier_before = entry.state.tier.clone();
         let st = &mut entry.state;
-        advance_customer(ir, st, &id, event.time, &mut ledger_entries);
+        advance_customer(ir, st, id, event.time, &mut ledger_entries);
         // history includes the current event
         record_history(ir, st, event);
         if ev_name == "redemption" {
@@ -775,8 +931,7 @@ impl Engine {
                 );
             }
         }
-        refresh_view(&self.program, entry);
-        let entry = self.customers.get(&id).expect("present");
+        refresh_view(&program, entry);
         let (mut out, fired) = eval::run_with(
             c,
             event,
@@ -787,13 +942,13 @@ impl Engine {
                 budgets: &self.budgets,
             }),
         );
-        let entry = self.customers.get_mut(&id).expect("present");
         let profile_before = entry.state.profile.len();
         let mut notes = Vec::new();
         commit(
             ir,
             &mut entry.state,
             &mut self.budgets,
+            &mut self.gross,
             event,
             &out,
             &fired,
@@ -802,7 +957,7 @@ impl Engine {
             &mut notes,
         );
         out.errors.append(&mut notes);
-        qualify_tier(ir, &mut entry.state, &id, event, &mut ledger_entries);
+        qualify_tier(ir, &mut entry.state, id, event, &mut ledger_entries);
         if entry.state.profile.len() != profile_before
             || out
                 .effects
@@ -810,17 +965,21 @@ impl Engine {
                 .any(|e| matches!(e, Effect::SetAttribute { .. }))
         {
             // `set customer.x` effects: later events must see them
-            if let Ok(v) = view_of(&self.program, &entry.state) {
+            if let Ok(v) = view_of(&program, &entry.state) {
                 entry.view = v;
             }
         }
-        refresh_view(&self.program, entry);
+        refresh_view(&program, entry);
+        // the evaluator reads neither, so they can be set before the
+        // `tier_change` rules run
+        entry.state.processed.insert(event.id.clone());
+        entry.state.last_event_at = Some(event.time);
         // A tier change runs the `tier_change` rules (one level deep).
-        let tier_after = entry.state.tier.clone();
-        if tier_after != tier_before {
+        if entry.state.tier != tier_before {
+            let tier_after = entry.state.tier.clone();
             let base = format!("{}#tier", event.id);
             if let Some(o2) = self.tier_change_rules(
-                &id,
+                id,
                 &tier_before,
                 &tier_after,
                 event.time,
@@ -839,9 +998,6 @@ impl Engine {
                 out.points = total;
             }
         }
-        let entry = self.customers.get_mut(&id).expect("present");
-        entry.state.processed.insert(event.id.to_string());
-        entry.state.last_event_at = Some(event.time);
         self.clock = Some(self.clock.map_or(event.time, |c| c.max(event.time)));
         out.status = Some(Status::Applied);
         out.ledger = ledger_entries;
@@ -984,12 +1140,33 @@ fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
     st
 }
 
+/// A new customer's entry: a copy of `blank` with the id set (building it
+/// from the program was a large share of a replay's early events).
+fn new_entry(program: &Program, blank: &Option<Entry>, id: &Arc<str>) -> Result<Entry, Error> {
+    match blank {
+        Some(b) => {
+            let mut e = b.clone();
+            e.state.id = id.to_string();
+            e.view.id = id.clone();
+            if let Some(f) = e.view.fields.first_mut() {
+                *f = Value::Text(Box::from(&**id));
+            }
+            Ok(e)
+        }
+        None => {
+            let state = new_state(&program.inner.ir, id);
+            let view = view_of(program, &state)?;
+            Ok(Entry { state, view })
+        }
+    }
+}
+
 /// The customer as the rules see it.
 fn view_of(program: &Program, st: &CustomerState) -> Result<Customer, Error> {
     let mut m = st.profile.clone();
     m.insert("id".into(), st.id.clone().into());
     if let Some(t) = &st.tier {
-        m.insert("tier".into(), t.clone().into());
+        m.insert("tier".into(), t.to_string().into());
     }
     m.insert("tags".into(), st.tags.clone().into());
     m.insert("points".into(), st.balances.available.to_string().into());
@@ -1072,12 +1249,12 @@ fn advance_customer(
             }
             (c, _) => c,
         };
-        let new_name = new.map(|i| ir.tiers[i].to_string());
+        let new_name = new.map(|i| ir.tiers[i].clone());
         if new_name != st.tier {
             out.push(LedgerEntry::Tier {
                 customer: id.clone(),
-                from: st.tier.as_deref().map(Arc::from),
-                to: new_name.as_deref().map(Arc::from),
+                from: st.tier.clone(),
+                to: new_name.clone(),
                 reason: Arc::from("review"),
             });
             st.tier = new_name;
@@ -1151,35 +1328,58 @@ fn qualify_tier(
     if cur.is_none_or(|c| q > c) {
         out.push(LedgerEntry::Tier {
             customer: id.clone(),
-            from: st.tier.as_deref().map(Arc::from),
+            from: st.tier.clone(),
             to: Some(ir.tiers[q].clone()),
             reason: Arc::from("qualified"),
         });
-        st.tier = Some(ir.tiers[q].to_string());
+        st.tier = Some(ir.tiers[q].clone());
         st.tier_since = Some(event.time);
     }
 }
 
 fn record_history(ir: &ProgramIr, st: &mut CustomerState, event: &Event) {
     let ty = event.ty as usize;
-    let values: Vec<Decimal> = ir
-        .tracked
-        .iter()
-        .filter(|(t, _)| *t as usize == ty)
-        .map(|(_, s)| match event.fields.get(*s as usize) {
-            Some(Value::Num(d)) => *d,
-            _ => Decimal::ZERO,
-        })
-        .collect();
+    let value = |s: u16| match event.fields.get(s as usize) {
+        Some(Value::Num(d)) => *d,
+        _ => Decimal::ZERO,
+    };
+    // on the stack for up to 8 tracked fields per event type
+    let mut buf = [Decimal::ZERO; 8];
+    let mut n = 0;
+    let mut spill: Vec<Decimal> = Vec::new();
+    for (_, s) in ir.tracked.iter().filter(|(t, _)| *t as usize == ty) {
+        if n < buf.len() {
+            buf[n] = value(*s);
+        } else {
+            if spill.is_empty() {
+                spill.extend_from_slice(&buf);
+            }
+            spill.push(value(*s));
+        }
+        n += 1;
+    }
+    let values = if spill.is_empty() {
+        &buf[..n]
+    } else {
+        &spill[..]
+    };
     if let Some(h) = st.history.get_mut(ty) {
         history::record(
             h,
             event.time,
             event.local.date,
-            &values,
+            values,
             ir.retention_days.get(ty).copied().unwrap_or(0),
         );
     }
+}
+
+/// When lots earned by the event being committed become available and
+/// expire (time-zone arithmetic, so computed once per event).
+#[derive(Default)]
+struct LotTimes {
+    pending: Option<Option<DateTime<Utc>>>,
+    expiry: Option<(crate::ast::ExpirySpec, Option<DateTime<Utc>>)>,
 }
 
 /// Add points of kind `k` (earned, or negative: deducted) to a customer.
@@ -1188,10 +1388,11 @@ fn credit(
     ir: &ProgramIr,
     st: &mut CustomerState,
     event: &Event,
-    rule: &str,
+    rule: &Arc<str>,
     rule_expiry: Option<crate::ast::ExpirySpec>,
     k: usize,
     points: Decimal,
+    times: &mut LotTimes,
 ) -> Option<u64> {
     let today = event.local.date;
     if let Some(h) = st.points_history.get_mut(k) {
@@ -1213,17 +1414,28 @@ fn credit(
         return None;
     }
     let spec = rule_expiry.unwrap_or(ir.expiry);
+    // lots of one event share their times: compute them once per event
+    let pending_until = *times.pending.get_or_insert_with(|| {
+        ir.pending
+            .and_then(|(n, u)| history::add_period(event.time, ir.tz, n, u))
+    });
+    let expires_at = match times.expiry {
+        Some((s, t)) if s == spec => t,
+        _ => {
+            let t = history::expiry_of(event.time, ir.tz, spec);
+            times.expiry = Some((spec, t));
+            t
+        }
+    };
     let lot = Lot {
         id: 0,
         points,
         remaining: points,
         earned_at: event.time,
-        pending_until: ir
-            .pending
-            .and_then(|(n, u)| history::add_period(event.time, ir.tz, n, u)),
-        expires_at: history::expiry_of(event.time, ir.tz, spec),
-        event: event.id.to_string(),
-        rule: rule.to_string(),
+        pending_until,
+        expires_at,
+        event: event.id.clone(),
+        rule: rule.clone(),
         warned: false,
     };
     ledger::earn(st, lot, event.time);
@@ -1243,6 +1455,7 @@ fn commit(
     ir: &ProgramIr,
     st: &mut CustomerState,
     budgets: &mut [BudgetUse],
+    gross: &mut [(Decimal, u64)],
     event: &Event,
     out: &Outcome,
     fired: &[u32],
@@ -1252,8 +1465,9 @@ fn commit(
 ) {
     let today = event.local.date;
     let own = |c: &Arc<str>| Arc::ptr_eq(c, &event.customer) || *c == event.customer;
+    let mut times = LotTimes::default();
     let mut record = EventAwards {
-        event: event.id.to_string(),
+        event: event.id.clone(),
         amount: ir.events[event.ty as usize]
             .primary
             .and_then(|p| match event.fields.get(p) {
@@ -1296,6 +1510,7 @@ fn commit(
                     });
                     if k == 0 {
                         budgets[ri].points += *points;
+                        gross[ri].0 += (*points).max(Decimal::ZERO);
                     }
                     continue;
                 }
@@ -1303,21 +1518,23 @@ fn commit(
                     continue;
                 }
                 let r = &ir.rules[ri];
-                if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points) {
+                if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points, &mut times)
+                {
                     record.lots.push(lot);
                     record.points += *points;
                     match record.by_rule.iter_mut().find(|(n, _)| **n == *r.name) {
                         Some((_, p)) => *p += *points,
-                        None => record.by_rule.push((r.name.to_string(), *points)),
+                        None => record.by_rule.push((r.name.clone(), *points)),
                     }
                 } else if k != 0 && points.is_sign_positive() {
                     match record.kinds.iter_mut().find(|(n, _)| **n == **kind) {
                         Some((_, p)) => *p += *points,
-                        None => record.kinds.push((kind.to_string(), *points)),
+                        None => record.kinds.push((kind.clone(), *points)),
                     }
                 }
                 if k == 0 {
                     budgets[ri].points += *points;
+                    gross[ri].0 += (*points).max(Decimal::ZERO);
                 }
                 if points.is_sign_positive() {
                     // rule point caps
@@ -1354,9 +1571,9 @@ fn commit(
             } => {
                 if own(customer) {
                     st.rewards.push(RewardGrant {
-                        reward: reward.to_string(),
+                        reward: reward.clone(),
                         at: event.time,
-                        event: event.id.to_string(),
+                        event: event.id.clone(),
                     });
                 } else if let Some(ri) = rule_index(ir, rule) {
                     transfers.push(Transfer {
@@ -1368,7 +1585,7 @@ fn commit(
             }
             Effect::Tier { to, .. } => {
                 if st.tier.as_deref() != Some(&**to) {
-                    st.tier = Some(to.to_string());
+                    st.tier = Some(to.clone());
                     st.tier_since = Some(event.time);
                 }
             }
@@ -1409,9 +1626,9 @@ fn commit(
                     let reward = reward.clone().unwrap_or_else(|| Arc::from(""));
                     if !reward.is_empty() {
                         st.rewards.push(RewardGrant {
-                            reward: reward.to_string(),
+                            reward: reward.clone(),
                             at: event.time,
-                            event: event.id.to_string(),
+                            event: event.id.clone(),
                         });
                     }
                     ledger_out.push(LedgerEntry::Redeemed {
@@ -1456,6 +1673,9 @@ fn commit(
         if let Some(b) = budgets.get_mut(ri) {
             b.awards += 1;
         }
+        if let Some(g) = gross.get_mut(ri) {
+            g.1 += 1;
+        }
     }
     if !record.lots.is_empty() && record.amount > Decimal::ZERO && &*event.type_name == "purchase" {
         st.awards.push(record);
@@ -1487,7 +1707,7 @@ fn refund(
     amount: Decimal,
     out: &mut Vec<LedgerEntry>,
 ) {
-    let Some(i) = st.awards.iter().position(|a| a.event == original) else {
+    let Some(i) = st.awards.iter().position(|a| *a.event == *original) else {
         return;
     };
     let rec = &st.awards[i];
@@ -1509,7 +1729,7 @@ fn refund(
             round_points(ir, p * x / rec.points)
         }
     };
-    let refills: Vec<(String, Decimal)> = rec
+    let refills: Vec<(Arc<str>, Decimal)> = rec
         .by_rule
         .iter()
         .map(|(r, p)| (r.clone(), share(*p)))
@@ -1519,7 +1739,7 @@ fn refund(
     } else {
         amount.min(rec.amount) / rec.amount
     };
-    let kinds: Vec<(String, Decimal)> = rec
+    let kinds: Vec<(Arc<str>, Decimal)> = rec
         .kinds
         .iter()
         .map(|(k, p)| (k.clone(), round_points(ir, *p * kind_ratio)))
@@ -1544,7 +1764,7 @@ fn refund(
         });
     }
     for (r, p) in refills {
-        if let Some(b) = budgets.iter_mut().find(|b| b.rule == r) {
+        if let Some(b) = budgets.iter_mut().find(|b| *b.rule == *r) {
             b.points -= p;
         }
     }
@@ -1567,7 +1787,7 @@ fn refund(
 
 #[derive(Clone, Default)]
 struct UnionFind {
-    parent: HashMap<Arc<str>, Arc<str>>,
+    parent: Ids<Arc<str>>,
 }
 
 impl UnionFind {
@@ -1575,6 +1795,11 @@ impl UnionFind {
         if !self.parent.contains_key(id) {
             let a: Arc<str> = Arc::from(id);
             self.parent.insert(a.clone(), a);
+        }
+    }
+    fn add_arc(&mut self, id: &Arc<str>) {
+        if !self.parent.contains_key(&**id) {
+            self.parent.insert(id.clone(), id.clone());
         }
     }
     fn find(&mut self, id: &str) -> Arc<str> {

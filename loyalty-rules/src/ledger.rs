@@ -102,9 +102,20 @@ pub(crate) fn advance(
     let mut released = Decimal::ZERO;
     let mut expired = Decimal::ZERO;
     let mut lots = std::mem::take(&mut st.lots);
-    // in time order, so a lot that is released and then expires does both
-    lots.sort_by_key(|l| (l.pending_until.or(l.expires_at), l.id));
-    for lot in lots.iter_mut() {
+    // Only the lots that are due change. Lots stay in earning order; the
+    // due ones are handled in time order (a lot that is released and then
+    // expires does both; which lot pays off a debt first is fixed).
+    let mut due: Vec<(Option<DateTime<Utc>>, u64, usize)> = lots
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.pending_until.is_some_and(|p| p <= now) || l.expires_at.is_some_and(|e| e <= now)
+        })
+        .map(|(i, l)| (l.pending_until.or(l.expires_at), l.id, i))
+        .collect();
+    due.sort_unstable();
+    for &(_, _, i) in &due {
+        let lot = &mut lots[i];
         if lot.pending_until.is_some_and(|p| p <= now) {
             st.balances.pending -= lot.remaining;
             released += lot.remaining;

@@ -68,8 +68,8 @@ pub use outcome::{
     Capped, Effect, Explanation, LedgerEntry, Outcome, RuleError, SeenValue, Status,
 };
 pub use state::{
-    Balances, BudgetUse, CustomerState, DayBucket, EventAwards, EventHistory, Lot, PeriodCounter,
-    PointsHistory, RewardGrant, RuleCounters, Snapshot,
+    Balances, BudgetUse, CustomerState, DayBucket, EventAwards, EventHistory, EventIds, Lot,
+    PeriodCounter, PointsHistory, RewardGrant, RuleCounters, Snapshot,
 };
 
 use error::Sink;

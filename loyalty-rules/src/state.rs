@@ -1,7 +1,9 @@
 //! Customer and campaign state: plain serde data the host can store
 //! anywhere. JSON round trips are exact (decimals as strings).
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -43,9 +45,9 @@ pub struct Lot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
     /// The event that earned it.
-    pub event: String,
+    pub event: Arc<str>,
     /// The rule that awarded it.
-    pub rule: String,
+    pub rule: Arc<str>,
     /// An expiry warning was given for it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warned: bool,
@@ -55,18 +57,18 @@ pub struct Lot {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RewardGrant {
     /// The reward.
-    pub reward: String,
+    pub reward: Arc<str>,
     /// When.
     pub at: DateTime<Utc>,
     /// By which event.
-    pub event: String,
+    pub event: Arc<str>,
 }
 
 /// What one event earned, kept so a refund can reverse exactly that.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventAwards {
     /// The event's id.
-    pub event: String,
+    pub event: Arc<str>,
     /// The event's amount (for proportional refunds).
     pub amount: Decimal,
     /// How much of it has been refunded so far.
@@ -78,10 +80,10 @@ pub struct EventAwards {
     /// Lots it created.
     pub lots: Vec<u64>,
     /// Points per rule (for budgets and caps).
-    pub by_rule: Vec<(String, Decimal)>,
+    pub by_rule: Vec<(Arc<str>, Decimal)>,
     /// Other point kinds it earned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub kinds: Vec<(String, Decimal)>,
+    pub kinds: Vec<(Arc<str>, Decimal)>,
 }
 
 /// One day of history for an event type.
@@ -175,7 +177,7 @@ pub struct CustomerState {
     pub profile: serde_json::Map<String, serde_json::Value>,
     /// Current tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tier: Option<String>,
+    pub tier: Option<Arc<str>>,
     /// Since when (or since the last review).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier_since: Option<DateTime<Utc>>,
@@ -217,7 +219,7 @@ pub struct CustomerState {
     pub awards: Vec<EventAwards>,
     /// Ids of processed events (idempotency).
     #[serde(default)]
-    pub processed: BTreeSet<String>,
+    pub processed: EventIds,
     /// Time of the latest processed event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_at: Option<DateTime<Utc>>,
@@ -244,4 +246,92 @@ pub struct Snapshot {
     /// The engine's clock: the latest event or `advance_to` time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock: Option<DateTime<Utc>>,
+}
+
+/// Ids of the events a customer's state has processed (the idempotency
+/// set). A hash set in memory; serialized as a sorted JSON array of strings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventIds(HashSet<Arc<str>, IdHash>);
+
+impl EventIds {
+    /// Whether `id` was processed.
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+    /// Record `id`; false if it was there already.
+    pub fn insert(&mut self, id: Arc<str>) -> bool {
+        self.0.insert(id)
+    }
+    /// How many ids.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// No ids.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// The ids, sorted.
+    pub fn sorted(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.0.iter().map(|s| &**s).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+impl Serialize for EventIds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.sorted())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventIds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EventIds, D::Error> {
+        let v: Vec<Arc<str>> = Vec::deserialize(d)?;
+        let mut set = HashSet::with_capacity_and_hasher(v.len(), IdHash::default());
+        set.extend(v);
+        Ok(EventIds(set))
+    }
+}
+
+/// A seeded FxHash-style hasher for ids (customer and event ids): several
+/// times faster than SipHash on short keys. The seed is random per map, so
+/// collisions are not predictable from outside.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IdHash(u64);
+
+impl Default for IdHash {
+    fn default() -> IdHash {
+        IdHash(std::collections::hash_map::RandomState::new().hash_one(0x6c72_u64) | 1)
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
+
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        // a final mix: hashbrown takes its control bits from the top 7 bits
+        let h = self.0;
+        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+        self.0 = h;
+    }
 }

@@ -16,6 +16,10 @@ const RULES: &[&str] = &[
     "rule \"Status\" on purchase award 1 status point per $1",
     "rule \"Review\" on review if review.rating >= 4 award 10 points\n  at most 3 times per customer per month",
     "rule \"Welcome gold\" on tier_change if tier_change.to is gold award 20 points",
+    "rule \"Launch\" on purchase award 10 points\n  budget 250 points",
+    "rule \"Few logins\" on login award 2 points\n  at most 8 times in total",
+    "rule \"Promo\" on review award 4 points\n  budget 5 awards",
+    "rule \"Flash\" on purchase award 5 points\n  active from 2026-02-01 to 2026-02-20\n  budget 12 points",
 ];
 
 const HEADERS: &[&str] = &[
@@ -216,6 +220,21 @@ fn parallel_replay_uses_threads_when_it_can() {
     let (_, stats) = e.replay_parallel(evs, 2);
     assert!(
         !stats.parallel,
-        "campaign budgets are spent in event order: one thread"
+        "a budget that runs out is spent in event order: one thread"
     );
+    // a budget that cannot run out in this replay: parallel, same result
+    let budget = Program::compile(
+        "rule \"B\" on purchase award 1 point\n  budget 1000 points\n  at most 40 times in total",
+    )
+    .unwrap();
+    let evs = events(&budget, &raw);
+    let mut seq = Engine::new(budget.clone());
+    let mut seq_out = Vec::new();
+    seq.replay_with(evs.clone(), |o| seq_out.push(o.to_json_string()));
+    let mut par = Engine::new(budget);
+    let (par_out, stats) = par.replay_parallel(evs, 2);
+    assert!(stats.parallel, "budget far from used up: parallel");
+    let par_out: Vec<String> = par_out.iter().map(|o| o.to_json_string()).collect();
+    assert_eq!(seq_out, par_out);
+    assert_eq!(state_json(&seq), state_json(&par));
 }
