@@ -2011,6 +2011,27 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// A declared reward by name (any case), or an `unknown_reward` error.
+    fn reward(&mut self, name: &Name) -> Option<Arc<str>> {
+        let found = self
+            .ir
+            .rewards
+            .iter()
+            .find(|r| r.eq_ignore_ascii_case(&name.text))
+            .cloned();
+        if found.is_none() {
+            let hint = did_you_mean(&name.text, self.ir.rewards.iter().map(|r| &**r))
+                .or_else(|| Some(format!("declare it with `rewards \"{}\"`", name.text)));
+            self.sink.error(
+                ErrorKind::UnknownReward,
+                name.span,
+                format!("unknown reward \"{}\"", name.text),
+                hint,
+            );
+        }
+        found
+    }
+
     fn target(&mut self, to: &Option<Expr>) -> Option<Node> {
         let to = to.as_ref()?;
         let c = self.expr(to);
@@ -2149,23 +2170,7 @@ impl Checker<'_, '_> {
                 }
             }
             EffectKind::Grant { reward, to } => {
-                let Some(r) = self
-                    .ir
-                    .rewards
-                    .iter()
-                    .find(|r| r.eq_ignore_ascii_case(&reward.text))
-                    .cloned()
-                else {
-                    let hint = did_you_mean(&reward.text, self.ir.rewards.iter().map(|r| &**r))
-                        .or_else(|| Some(format!("declare it with `rewards \"{}\"`", reward.text)));
-                    self.sink.error(
-                        ErrorKind::UnknownReward,
-                        reward.span,
-                        format!("unknown reward \"{}\"", reward.text),
-                        hint,
-                    );
-                    return None;
-                };
+                let r = self.reward(reward)?;
                 let to = self.target(to);
                 EffectIr::Grant { reward: r, to }
             }
@@ -2240,28 +2245,7 @@ impl Checker<'_, '_> {
                 let points = self.number_node(points, "the points to redeem");
                 let reward = match reward {
                     None => None,
-                    Some(r) => match self
-                        .ir
-                        .rewards
-                        .iter()
-                        .find(|x| x.eq_ignore_ascii_case(&r.text))
-                        .cloned()
-                    {
-                        Some(x) => Some(x),
-                        None => {
-                            let hint = did_you_mean(&r.text, self.ir.rewards.iter().map(|x| &**x))
-                                .or_else(|| {
-                                    Some(format!("declare it with `rewards \"{}\"`", r.text))
-                                });
-                            self.sink.error(
-                                ErrorKind::UnknownReward,
-                                r.span,
-                                format!("unknown reward \"{}\"", r.text),
-                                hint,
-                            );
-                            return None;
-                        }
-                    },
+                    Some(r) => Some(self.reward(r)?),
                 };
                 EffectIr::Redeem { points, reward }
             }

@@ -507,10 +507,7 @@ impl Engine {
         let uses = |ev: &Event| {
             let day = ev.local.date;
             shared.iter().any(|r| {
-                let (from, to) = r.active;
-                (r.event == ev.ty || Some(r.event as usize) == tier_change)
-                    && from.is_none_or(|f| day >= f)
-                    && to.is_none_or(|t| day <= t)
+                (r.event == ev.ty || Some(r.event as usize) == tier_change) && r.active_on(day)
             })
         };
         let a = events.iter().position(uses)?;

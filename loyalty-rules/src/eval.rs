@@ -364,20 +364,17 @@ impl<'p> Evaluator<'p> {
                 };
                 let mut count = Decimal::ZERO;
                 let mut acc: Option<V<'a>> = None;
-                for e in l {
-                    self.burn(cx)?;
-                    cx.locals[*depth as usize] = view(e);
-                    if let Some(f) = filter {
-                        if !self.truthy(f, cx)? {
-                            continue;
-                        }
-                    }
+                let pass = |cx: &mut Ctx<'a>| match filter {
+                    Some(f) => self.truthy(f, cx),
+                    None => Ok(true),
+                };
+                self.each(l, *depth, cx, pass, |cx| {
                     match (agg, value) {
                         (Agg::Count, _) | (_, None) => count += Decimal::ONE,
                         (_, Some(v)) => {
                             let x = self.eval(v, cx)?;
                             if matches!(x, V::Null) {
-                                continue;
+                                return Ok(true);
                             }
                             acc = Some(match (acc, agg) {
                                 (None, Agg::Sum) => x,
@@ -403,7 +400,8 @@ impl<'p> Evaluator<'p> {
                             });
                         }
                     }
-                }
+                    Ok(true)
+                })?;
                 match agg {
                     Agg::Count => V::Num(count),
                     Agg::Sum => acc.unwrap_or(V::Num(Decimal::ZERO)),
@@ -479,6 +477,7 @@ impl<'p> Evaluator<'p> {
     }
 
     /// `any`/`all`/`no` element of `l` (bound at `depth`) passing `test`.
+    #[inline]
     pub(crate) fn quantify<'a>(
         &self,
         q: Quant,
@@ -487,18 +486,46 @@ impl<'p> Evaluator<'p> {
         cx: &mut Ctx<'a>,
         mut test: impl FnMut(&mut Ctx<'a>) -> R<bool>,
     ) -> R<bool> {
+        let mut result = matches!(q, Quant::All | Quant::None);
+        self.each(
+            l,
+            depth,
+            cx,
+            |_| Ok(true),
+            |cx| {
+                let t = test(cx)?;
+                let decided = match q {
+                    Quant::Any => t,
+                    Quant::All | Quant::None => t != (q == Quant::All),
+                };
+                if decided {
+                    result = q == Quant::Any;
+                }
+                Ok(!decided)
+            },
+        )?;
+        Ok(result)
+    }
+
+    /// Bind each element of `l` at `depth` in turn (each costs fuel) and, if
+    /// `filter` passes, run `body`, until `body` answers false.
+    #[inline]
+    pub(crate) fn each<'a>(
+        &self,
+        l: &'a [Value],
+        depth: u8,
+        cx: &mut Ctx<'a>,
+        mut filter: impl FnMut(&mut Ctx<'a>) -> R<bool>,
+        mut body: impl FnMut(&mut Ctx<'a>) -> R<bool>,
+    ) -> R<()> {
         for e in l {
             self.burn(cx)?;
             cx.locals[depth as usize] = view(e);
-            let t = test(cx)?;
-            match q {
-                Quant::Any if t => return Ok(true),
-                Quant::All if !t => return Ok(false),
-                Quant::None if t => return Ok(false),
-                _ => {}
+            if filter(cx)? && !body(cx)? {
+                break;
             }
         }
-        Ok(matches!(q, Quant::All | Quant::None))
+        Ok(())
     }
 
     pub(crate) fn burn(&self, cx: &mut Ctx<'_>) -> R<()> {
@@ -649,8 +676,7 @@ pub(crate) fn matching<'a>(
     let today = event.local.date;
     order.iter().filter_map(move |&ri| {
         let rule = &ir.rules[ri as usize];
-        let (from, to) = rule.active;
-        if from.is_some_and(|f| today < f) || to.is_some_and(|t| today > t) {
+        if !rule.active_on(today) {
             return None;
         }
         let holds = match &rule.pred {
@@ -921,11 +947,7 @@ fn cannot_fire<'a>(
     cx: &mut Ctx<'a>,
     today: NaiveDate,
 ) -> bool {
-    let (from, to) = rule.active;
-    if from.is_some_and(|f| today < f)
-        || to.is_some_and(|t| today > t)
-        || rule.guard.as_ref().is_some_and(|g| !g.guard_holds(cx))
-    {
+    if !rule.active_on(today) || rule.guard.as_ref().is_some_and(|g| !g.guard_holds(cx)) {
         return true;
     }
     if cx.st.is_some() && !(rule.limits.is_empty() && rule.budget.is_none()) {
@@ -1049,9 +1071,9 @@ fn check_rule<'a>(
     c: &Compiled,
 ) -> Fire {
     let today = cx.event.local.date;
-    let (from, to) = rule.active;
-    if from.is_some_and(|f| today < f) || to.is_some_and(|t| today > t) {
+    if !rule.active_on(today) {
         if explain {
+            let (from, to) = rule.active;
             let window = match (from, to) {
                 (Some(f), Some(t)) => format!("from {f} to {t}"),
                 (Some(f), None) => format!("from {f}"),

@@ -49,20 +49,7 @@ pub(crate) fn add_period(
     n: u32,
     u: PeriodUnit,
 ) -> Option<DateTime<Utc>> {
-    match u {
-        PeriodUnit::Day => t.checked_add_days(Days::new(u64::from(n))),
-        PeriodUnit::Week => t.checked_add_days(Days::new(u64::from(n) * 7)),
-        PeriodUnit::Month | PeriodUnit::Year => {
-            let months = if u == PeriodUnit::Year {
-                n.saturating_mul(12)
-            } else {
-                n
-            };
-            let local = t.with_timezone(&tz).naive_local();
-            let shifted = local.checked_add_months(Months::new(months))?;
-            Some(resolve(tz, shifted))
-        }
-    }
+    shift_period(t, tz, n, u, true)
 }
 
 /// `t` minus `n` units, in local calendar terms for months and years.
@@ -72,17 +59,39 @@ pub(crate) fn sub_period(
     n: u32,
     u: PeriodUnit,
 ) -> Option<DateTime<Utc>> {
+    shift_period(t, tz, n, u, false)
+}
+
+fn shift_period(
+    t: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+    n: u32,
+    u: PeriodUnit,
+    forward: bool,
+) -> Option<DateTime<Utc>> {
+    let days = |d: u64| {
+        if forward {
+            t.checked_add_days(Days::new(d))
+        } else {
+            t.checked_sub_days(Days::new(d))
+        }
+    };
     match u {
-        PeriodUnit::Day => t.checked_sub_days(Days::new(u64::from(n))),
-        PeriodUnit::Week => t.checked_sub_days(Days::new(u64::from(n) * 7)),
+        PeriodUnit::Day => days(u64::from(n)),
+        PeriodUnit::Week => days(u64::from(n) * 7),
         PeriodUnit::Month | PeriodUnit::Year => {
-            let months = if u == PeriodUnit::Year {
+            let months = Months::new(if u == PeriodUnit::Year {
                 n.saturating_mul(12)
             } else {
                 n
-            };
+            });
             let local = t.with_timezone(&tz).naive_local();
-            Some(resolve(tz, local.checked_sub_months(Months::new(months))?))
+            let shifted = if forward {
+                local.checked_add_months(months)
+            } else {
+                local.checked_sub_months(months)
+            };
+            Some(resolve(tz, shifted?))
         }
     }
 }

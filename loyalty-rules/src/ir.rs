@@ -210,6 +210,15 @@ pub(crate) struct RuleIr {
     pub guard: Option<crate::pred::Pred>,
 }
 
+impl RuleIr {
+    /// Whether `day` is inside the rule's `active` dates (both inclusive).
+    #[inline]
+    pub fn active_on(&self, day: NaiveDate) -> bool {
+        let (from, to) = self.active;
+        from.is_none_or(|f| day >= f) && to.is_none_or(|t| day <= t)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct ProgramIr {
     pub name: Option<String>,

@@ -129,6 +129,21 @@ fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
     None
 }
 
+/// The grammar's operator-precedence levels, from `or` down to `postfix`.
+fn is_precedence_level(r: Rule) -> bool {
+    matches!(
+        r,
+        Rule::or_expr
+            | Rule::and_expr
+            | Rule::not_expr
+            | Rule::cmp_expr
+            | Rule::additive
+            | Rule::multiplicative
+            | Rule::unary
+            | Rule::postfix
+    )
+}
+
 fn rule_name(r: &Rule) -> Option<&'static str> {
     Some(match r {
         Rule::EOI => "end of input",
@@ -144,16 +159,9 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::header => "`program \"name\"`",
         Rule::rule => "`rule \"name\"`",
         Rule::oneliner => "`IF ... THEN ...`",
-        Rule::expr
-        | Rule::or_expr
-        | Rule::and_expr
-        | Rule::not_expr
-        | Rule::cmp_expr
-        | Rule::additive
-        | Rule::multiplicative
-        | Rule::unary
-        | Rule::postfix
-        | Rule::filter => "a value or condition",
+        r if is_precedence_level(*r) || matches!(r, Rule::expr | Rule::filter) => {
+            "a value or condition"
+        }
         Rule::cmp_op | Rule::cmp_binop => "a comparison like `>` or `is`",
         Rule::add_op | Rule::mul_op => "an operator",
         Rule::kw_then => "`then`",
@@ -1041,14 +1049,7 @@ impl Builder<'_, '_> {
         loop {
             let single = match p.as_rule() {
                 Rule::expr | Rule::filter | Rule::paren => true,
-                Rule::or_expr
-                | Rule::and_expr
-                | Rule::not_expr
-                | Rule::cmp_expr
-                | Rule::additive
-                | Rule::multiplicative
-                | Rule::unary
-                | Rule::postfix => p.clone().into_inner().nth(1).is_none(),
+                r if is_precedence_level(r) => p.clone().into_inner().nth(1).is_none(),
                 _ => false,
             };
             if !single {

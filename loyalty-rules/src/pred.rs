@@ -320,25 +320,23 @@ impl Pred {
                 // as the evaluator: null values are skipped, overflow is an error
                 let mut total = Decimal::ZERO;
                 if let V::List(l) = read(*list, cx) {
-                    for e in l {
-                        ev.burn(cx)?;
-                        cx.locals[*depth as usize] = view(e);
-                        if let Some(f) = filter {
-                            if !f.test(ev, cx)? {
-                                continue;
-                            }
-                        }
+                    let pass = |cx: &mut Ctx<'a>| match filter {
+                        Some(f) => f.test(ev, cx),
+                        None => Ok(true),
+                    };
+                    ev.each(l, *depth, cx, pass, |cx| {
                         let add = match value {
                             None => Decimal::ONE,
                             Some(v) => match read(*v, cx) {
                                 V::Num(x) => x,
-                                _ => continue,
+                                _ => return Ok(true),
                             },
                         };
                         total = total
                             .checked_add(add)
                             .ok_or(EvalError("number too large"))?;
-                    }
+                        Ok(true)
+                    })?;
                 }
                 holds(*op, dec_cmp(&total, k))
             }
