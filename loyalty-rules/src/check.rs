@@ -19,7 +19,7 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
         ir: ProgramIr {
             name: None,
             currency: Currency::from_code("USD")?,
-            tz: chrono_tz::UTC,
+            tz: crate::tz::Tz::UTC,
             decimals: 0,
             rounding: RoundingMode::Down,
             events: builtin_events(),
@@ -199,10 +199,10 @@ impl Checker<'_, '_> {
                 if !self.once("timezone", n.span) {
                     return;
                 }
-                match n.text.parse::<chrono_tz::Tz>() {
+                match n.text.parse::<crate::tz::Tz>() {
                     Ok(tz) => self.ir.tz = tz,
                     Err(_) => {
-                        let hint = did_you_mean(&n.text, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()))
+                        let hint = did_you_mean(&n.text, crate::tz::Tz::names())
                             .or_else(|| Some("use an IANA time zone name such as \"America/New_York\" or \"UTC\"".into()));
                         self.sink.error(
                             ErrorKind::InvalidSetting,

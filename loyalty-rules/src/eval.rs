@@ -205,7 +205,7 @@ fn num(v: V<'_>) -> Option<Decimal> {
 }
 
 /// The date of a date, or of a timestamp in the program's zone.
-fn local_date(v: V<'_>, tz: chrono_tz::Tz) -> Option<NaiveDate> {
+fn local_date(v: V<'_>, tz: crate::tz::Tz) -> Option<NaiveDate> {
     match v {
         V::Date(d) => Some(d),
         V::DateTime(t) => Some(t.with_timezone(&tz).date_naive()),

@@ -45,7 +45,7 @@ fn sub_months(d: NaiveDate, n: u32) -> Option<NaiveDate> {
 /// `t` plus `n` units, in local calendar terms for months and years.
 pub(crate) fn add_period(
     t: DateTime<Utc>,
-    tz: chrono_tz::Tz,
+    tz: crate::tz::Tz,
     n: u32,
     u: PeriodUnit,
 ) -> Option<DateTime<Utc>> {
@@ -55,7 +55,7 @@ pub(crate) fn add_period(
 /// `t` minus `n` units, in local calendar terms for months and years.
 pub(crate) fn sub_period(
     t: DateTime<Utc>,
-    tz: chrono_tz::Tz,
+    tz: crate::tz::Tz,
     n: u32,
     u: PeriodUnit,
 ) -> Option<DateTime<Utc>> {
@@ -64,7 +64,7 @@ pub(crate) fn sub_period(
 
 fn shift_period(
     t: DateTime<Utc>,
-    tz: chrono_tz::Tz,
+    tz: crate::tz::Tz,
     n: u32,
     u: PeriodUnit,
     forward: bool,
@@ -96,7 +96,7 @@ fn shift_period(
     }
 }
 
-fn resolve(tz: chrono_tz::Tz, local: chrono::NaiveDateTime) -> DateTime<Utc> {
+fn resolve(tz: crate::tz::Tz, local: chrono::NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
         chrono::LocalResult::Ambiguous(a, _) => a.with_timezone(&Utc),
@@ -111,7 +111,7 @@ fn resolve(tz: chrono_tz::Tz, local: chrono::NaiveDateTime) -> DateTime<Utc> {
 /// When points earned at `t` expire.
 pub(crate) fn expiry_of(
     t: DateTime<Utc>,
-    tz: chrono_tz::Tz,
+    tz: crate::tz::Tz,
     spec: ExpirySpec,
 ) -> Option<DateTime<Utc>> {
     match spec {
@@ -310,11 +310,16 @@ mod tests {
     #[test]
     fn month_expiry_clamps() {
         let t = "2026-01-31T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        let e = expiry_of(t, chrono_tz::UTC, ExpirySpec::After(1, PeriodUnit::Month)).unwrap();
+        let e = expiry_of(
+            t,
+            crate::tz::Tz::UTC,
+            ExpirySpec::After(1, PeriodUnit::Month),
+        )
+        .unwrap();
         assert_eq!(e.to_rfc3339(), "2026-02-28T12:00:00+00:00");
         let e = expiry_of(
             t,
-            chrono_tz::Europe::Paris,
+            crate::tz::Tz::from_name("Europe/Paris").unwrap(),
             ExpirySpec::EndOf(PeriodUnit::Year),
         )
         .unwrap();

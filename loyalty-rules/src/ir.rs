@@ -223,7 +223,7 @@ impl RuleIr {
 pub(crate) struct ProgramIr {
     pub name: Option<String>,
     pub currency: Currency,
-    pub tz: chrono_tz::Tz,
+    pub tz: crate::tz::Tz,
     pub decimals: u32,
     pub rounding: RoundingMode,
     pub events: Vec<EventSchema>,

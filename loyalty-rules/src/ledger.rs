@@ -70,7 +70,7 @@ pub(crate) fn advance(
     now: DateTime<Utc>,
     who: &Arc<str>,
     ledger: &mut Vec<LedgerEntry>,
-    warn: Option<(u32, crate::ast::PeriodUnit, chrono_tz::Tz)>,
+    warn: Option<(u32, crate::ast::PeriodUnit, crate::tz::Tz)>,
 ) {
     if let Some((n, unit, tz)) = warn {
         // `warn N units before points expire`: once per lot

@@ -57,6 +57,11 @@ mod parser;
 mod pred;
 mod schema;
 mod state;
+#[cfg(not(feature = "unstable"))]
+mod tz;
+/// Time zones (unstable; for tests and tools).
+#[cfg(feature = "unstable")]
+pub mod tz;
 
 use std::sync::Arc;
 
