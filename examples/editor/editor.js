@@ -547,6 +547,33 @@ async function main() {
       };
       return timeIt(once, iterations, (last) => ({ diagnostics: last[0].length, ok: last[1].ok }));
     },
+    /**
+     * Typing a new rule at the end of `text`, one character per keystroke:
+     * the engine work of every keystroke (checkAndCompile, and explain when
+     * the text compiles), half-typed words and all. `errors` counts the
+     * keystrokes whose text had a diagnostic.
+     */
+    measureTyping(text, typed) {
+      const ev = eventBox.value, cu = customerBox.value;
+      const times = [];
+      let errors = 0;
+      for (let k = 0; k <= typed.length; k++) {
+        const t0 = performance.now();
+        const c = checkAndCompile(text + typed.slice(0, k));
+        if (c.program) { c.program.explain(ev, cu); c.program.free(); }
+        times.push(performance.now() - t0);
+        if (c.diagnostics.length > 0) errors += 1;
+      }
+      times.sort((a, b) => a - b);
+      return {
+        keystrokes: times.length,
+        errors,
+        meanMs: times.reduce((a, b) => a + b, 0) / times.length,
+        medianMs: times[Math.floor(times.length / 2)],
+        p95Ms: times[Math.floor(times.length * 0.95)],
+        maxMs: times[times.length - 1],
+      };
+    },
     /** A change of the sample event or customer only: explain with the compiled program. */
     measureSampleChange(iterations = 100) {
       const ev = eventBox.value, cu = customerBox.value;
