@@ -24,9 +24,11 @@ pub(crate) fn parse(source: &str) -> Option<Program> {
     let mut p = P {
         src: source,
         b: source.as_bytes(),
+        lower: source.as_bytes().to_ascii_lowercase(),
         pos: 0,
         end: 0,
         bail: false,
+        wlen: 0,
     };
     // A byte order mark at the very start is whitespace to pest.
     if p.b.starts_with("\u{FEFF}".as_bytes()) {
@@ -53,6 +55,8 @@ type E = (Expr, usize);
 struct P<'s> {
     src: &'s str,
     b: &'s [u8],
+    /// The source in ASCII lower case, for keywords.
+    lower: Vec<u8>,
     /// Start of the next token (whitespace and comments already skipped).
     pos: usize,
     /// End of the last token consumed: where a rule's span ends.
@@ -60,27 +64,29 @@ struct P<'s> {
     /// Set when pest would accept but the builder would complain (or when
     /// this parser is unsure): the whole parse is then declined.
     bail: bool,
+    /// Length of the word at `pos` (0: none), kept by `skip`.
+    wlen: usize,
 }
 
 fn is_ident_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
 
-/// The first alternative of `alts` that is a prefix of `rest` decides (PEG
-/// ordered choice); it must then end the word (`!ident_char`).
+/// The first alternative of `alts` that is a prefix of `rest` (lower case)
+/// decides (PEG ordered choice); it must then end the word (`!ident_char`).
 fn first_alt_ends_word(rest: &[u8], alts: &[&str]) -> bool {
     for a in alts {
         let a = a.as_bytes();
-        if rest.len() >= a.len() && rest[..a.len()].eq_ignore_ascii_case(a) {
+        if rest.starts_with(a) {
             return rest.len() == a.len();
         }
     }
     false
 }
 
-/// The grammar's `keyword` rule applied to a whole word.
+/// The grammar's `keyword` rule applied to a whole word (lower case).
 fn is_keyword(w: &[u8]) -> bool {
-    let alts: &[&str] = match w[0].to_ascii_lowercase() {
+    let alts: &[&str] = match w[0] {
         b'a' => &["nd", "ward", "ctive", "ny", "ll", "s"],
         b'b' => &["est", "onus", "etween", "y", "udget"],
         b'c' => &["ount", "ontains", "urrency"],
@@ -105,9 +111,9 @@ fn is_keyword(w: &[u8]) -> bool {
     first_alt_ends_word(&w[1..], alts)
 }
 
-/// The grammar's `lead_word` rule applied to a whole word.
+/// The grammar's `lead_word` rule applied to a whole word (lower case).
 fn is_lead_word(w: &[u8]) -> bool {
-    let alts: &[&str] = match w[0].to_ascii_lowercase() {
+    let alts: &[&str] = match w[0] {
         b'a' => &["nniversary", "ny", "ll"],
         b'c' => &["ount"],
         b'd' => &["ays", "ay"],
@@ -132,8 +138,19 @@ impl<'s> P<'s> {
 
     /// `(WHITESPACE | COMMENT)*`
     fn skip(&mut self) {
+        let i = self.skip_from(self.pos);
+        // U+FEFF is whitespace to pest but not to `str::trim_end`, which the
+        // builder uses on spans: leave it to pest.
+        if self.b.get(i) == Some(&0xEF) {
+            self.bail = true;
+        }
+        self.pos = i;
+        self.wlen = self.scan_word(i);
+    }
+
+    /// Where the whitespace and comments from `i` end (U+FEFF not counted).
+    fn skip_from(&self, mut i: usize) -> usize {
         let b = self.b;
-        let mut i = self.pos;
         while i < b.len() {
             match b[i] {
                 b' ' | b'\t' | b'\r' | b'\n' => i += 1,
@@ -142,16 +159,10 @@ impl<'s> P<'s> {
                         i += 1;
                     }
                 }
-                0xEF => {
-                    // U+FEFF is whitespace to pest but not to `str::trim_end`,
-                    // which the builder uses on spans: leave it to pest.
-                    self.bail = true;
-                    break;
-                }
                 _ => break,
             }
         }
-        self.pos = i;
+        i
     }
 
     /// Consume `n` bytes as one token, then the whitespace after it.
@@ -195,13 +206,12 @@ impl<'s> P<'s> {
         self.attempt(f).map(|make| make(self.span_from(start)))
     }
 
-    fn save(&self) -> (usize, usize) {
-        (self.pos, self.end)
+    fn save(&self) -> (usize, usize, usize) {
+        (self.pos, self.end, self.wlen)
     }
 
-    fn restore(&mut self, s: (usize, usize)) {
-        self.pos = s.0;
-        self.end = s.1;
+    fn restore(&mut self, s: (usize, usize, usize)) {
+        (self.pos, self.end, self.wlen) = s;
     }
 
     /// Run `f`; on failure, put the position back (PEG backtracking).
@@ -228,10 +238,9 @@ impl<'s> P<'s> {
         }
     }
 
-    /// Length of the word (`(ASCII_ALPHA | "_") ~ ident_char*`) at `pos`.
-    fn word_len(&self) -> usize {
+    /// Length of the word (`(ASCII_ALPHA | "_") ~ ident_char*`) at `i`.
+    fn scan_word(&self, i: usize) -> usize {
         let b = self.b;
-        let i = self.pos;
         if i >= b.len() || !(b[i].is_ascii_alphabetic() || b[i] == b'_') {
             return 0;
         }
@@ -242,10 +251,26 @@ impl<'s> P<'s> {
         j - i
     }
 
+    /// Where the token after the word at `pos` starts (a peek: nothing is
+    /// consumed).
+    fn after_word(&self) -> usize {
+        self.skip_from(self.pos + self.wlen)
+    }
+
+    /// The word at `pos`, in lower case.
+    fn lower_word(&self) -> &[u8] {
+        &self.lower[self.pos..self.pos + self.wlen]
+    }
+
+    /// Length of the word at `pos` (0: none).
+    fn word_len(&self) -> usize {
+        self.wlen
+    }
+
     /// The keyword `lit` (case-insensitive, not followed by an ident char).
     fn kw(&mut self, lit: &str) -> bool {
         let n = self.word_len();
-        if n == lit.len() && self.b[self.pos..self.pos + n].eq_ignore_ascii_case(lit.as_bytes()) {
+        if n == lit.len() && self.lower_word() == lit.as_bytes() {
             self.take(n);
             true
         } else {
@@ -256,8 +281,8 @@ impl<'s> P<'s> {
     /// Whether the word at `pos` is one of `alts`, without consuming it.
     fn at_kw(&self, alts: &[&str]) -> bool {
         let n = self.word_len();
-        let w = &self.b[self.pos..self.pos + n];
-        n > 0 && alts.iter().any(|a| w.eq_ignore_ascii_case(a.as_bytes()))
+        let w = self.lower_word();
+        n > 0 && alts.iter().any(|a| w == a.as_bytes())
     }
 
     fn kw_any(&mut self, alts: &[&str]) -> bool {
@@ -274,11 +299,8 @@ impl<'s> P<'s> {
     /// (consumed): an ordered choice of keywords.
     fn pick<T: Copy>(&mut self, alts: &[(&str, T)]) -> Option<T> {
         let n = self.word_len();
-        let w = &self.b[self.pos..self.pos + n];
-        let v = alts
-            .iter()
-            .find(|(k, _)| n > 0 && w.eq_ignore_ascii_case(k.as_bytes()))?
-            .1;
+        let w = self.lower_word();
+        let v = alts.iter().find(|(k, _)| n > 0 && w == k.as_bytes())?.1;
         self.take(n);
         Some(v)
     }
@@ -304,7 +326,7 @@ impl<'s> P<'s> {
     /// `ident = !keyword ~ word`
     fn ident(&mut self) -> Option<Name> {
         let n = self.word_len();
-        if n == 0 || is_keyword(&self.b[self.pos..self.pos + n]) {
+        if n == 0 || is_keyword(self.lower_word()) {
             return None;
         }
         self.word()
@@ -532,7 +554,7 @@ impl<'s> P<'s> {
         if n == 0 {
             return None;
         }
-        match self.b[self.pos].to_ascii_lowercase() {
+        match self.lower[self.pos] {
             b'r' => self.rule().or_else(|| self.rewards_decl()),
             b'p' => self
                 .header()
@@ -857,7 +879,7 @@ impl<'s> P<'s> {
         self.spanned(|p| {
             p.kws(&["rule"])?;
             let name = p.string()?;
-            let mut clauses = Vec::new();
+            let mut clauses = Vec::with_capacity(4);
             while let Some(c) = p.clause() {
                 clauses.push(c);
             }
@@ -878,7 +900,7 @@ impl<'s> P<'s> {
         if n == 0 || self.bail {
             return None;
         }
-        let first = self.b[self.pos].to_ascii_lowercase();
+        let first = self.lower[self.pos];
         match first {
             b'o' => {
                 if let Some(c) = self.on_clause() {
@@ -1191,7 +1213,7 @@ impl<'s> P<'s> {
             return None;
         }
         let start = self.pos;
-        let kind = match self.b[self.pos].to_ascii_lowercase() {
+        let kind = match self.lower[self.pos] {
             b'a' => self.attempt(|p| {
                 p.kws(&["award"])?;
                 p.award(false)
@@ -1485,6 +1507,17 @@ impl<'s> P<'s> {
     fn cmp_expr(&mut self) -> Option<E> {
         let start = self.pos;
         let (lhs, ld) = self.additive()?;
+        // Every tail starts with one of these: most comparisons have none.
+        let may_tail = match self.peek() {
+            Some(b'<' | b'>' | b'=' | b'!') => true,
+            Some(_) => self.at_kw(&[
+                "is", "not", "between", "in", "contains", "starts", "ends", "matches",
+            ]),
+            None => false,
+        };
+        if !may_tail {
+            return Some((lhs, ld));
+        }
         let b = Box::new;
         // between_op = kw_is? ~ negation? ~ kw_between ~ additive ~ kw_and ~ additive
         let tail = self
@@ -1725,13 +1758,18 @@ impl<'s> P<'s> {
         if n == 0 {
             return None;
         }
-        if is_lead_word(&self.b[self.pos..self.pos + n]) {
+        if is_lead_word(self.lower_word()) {
             if let Some(e) = self.lead_primary() {
                 return Some(e);
             }
         }
         // hist_points | call | ident
-        if self.hist_points().is_some() {
+        let next = self.after_word();
+        let next_is_points = {
+            let w = &self.lower[next..next + self.scan_word(next)];
+            w == b"points" || w == b"point"
+        };
+        if (next_is_points || self.at_kw(&["points", "point"])) && self.hist_points().is_some() {
             // The builder drops a bare `hist_points` (it only reads one
             // under `history`): leave that to pest.
             self.bail = true;
@@ -1980,6 +2018,9 @@ impl<'s> P<'s> {
 
     /// `call = word ~ "(" ~ (expr ~ ("," ~ expr)*)? ~ ")"`
     fn call(&mut self) -> Option<E> {
+        if self.b.get(self.after_word()) != Some(&b'(') {
+            return None;
+        }
         self.attempt(|p| {
             let start = p.pos;
             let name = p.word()?;

@@ -141,13 +141,18 @@ fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
                 }
-                let w = &source[start..i];
-                if w.eq_ignore_ascii_case("rule") || w.eq_ignore_ascii_case("then") {
+                let w = &bytes[start..i];
+                let is = |k: &[u8]| w.eq_ignore_ascii_case(k);
+                let (resets, nests) = match w.len() {
+                    2 => (false, is(b"of")),
+                    3 => (false, is(b"has")),
+                    4 => (is(b"rule") || is(b"then"), is(b"else")),
+                    5 => (false, is(b"where")),
+                    _ => (false, false),
+                };
+                if resets {
                     keywords = 0;
-                } else if ["where", "has", "else", "of"]
-                    .iter()
-                    .any(|k| w.eq_ignore_ascii_case(k))
-                {
+                } else if nests {
                     keywords += 1;
                     if brackets + keywords > limits::MAX_NESTING {
                         return Some((start, brackets + keywords));
