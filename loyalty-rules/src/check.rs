@@ -2,6 +2,7 @@
 //! contradictions found. Every problem is reported; checking goes on after
 //! an error so a program with three mistakes gets three diagnostics.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -12,6 +13,16 @@ use crate::error::{did_you_mean, ErrorKind, Sink};
 use crate::ir::*;
 use crate::limits;
 use crate::schema::*;
+
+/// `s.to_ascii_lowercase()`, allocating only when `s` has capitals (names
+/// are looked up far more often than they are written with capitals).
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
 
 pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
     let mut c = Checker {
@@ -77,7 +88,8 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
             _ => oneliner_name(c.sink.source, r.span),
         };
         let name_span = r.name.as_ref().map_or(r.span, |n| n.span);
-        if let Some(prev) = names.get(&name.to_lowercase()) {
+        let key = name.to_lowercase();
+        if let Some(prev) = names.get(&key) {
             let (line, _) = crate::error::line_col(c.sink.source, prev.start as usize);
             c.sink.error(
                 ErrorKind::Duplicate,
@@ -88,7 +100,7 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
                 )),
             );
         } else {
-            names.insert(name.to_lowercase(), name_span);
+            names.insert(key, name_span);
         }
         if let Some(ir) = c.rule(r, name, &mut pending_multiply) {
             c.ir.rules.push(ir);
@@ -247,7 +259,7 @@ impl Checker<'_, '_> {
                 }
             }
             Item::EventDecl { name, fields } => {
-                let lname = name.text.to_ascii_lowercase();
+                let lname = lower(&name.text);
                 let idx = match self.ir.events.iter().position(|e| e.name == lname) {
                     Some(i) => i,
                     None => {
@@ -268,7 +280,7 @@ impl Checker<'_, '_> {
                             return;
                         }
                         self.ir.events.push(EventSchema {
-                            name: lname,
+                            name: lname.into_owned(),
                             fields: vec![
                                 FieldDef {
                                     name: "id".into(),
@@ -349,7 +361,7 @@ impl Checker<'_, '_> {
             }
             Item::PointKinds(names) => {
                 for n in names {
-                    let l = n.text.to_ascii_lowercase();
+                    let l = lower(&n.text);
                     if self.ir.kinds.iter().any(|k| **k == *l) {
                         self.sink.error(
                             ErrorKind::Duplicate,
@@ -473,7 +485,7 @@ impl Checker<'_, '_> {
                             );
                         }
                     }
-                    let l = name.text.to_ascii_lowercase();
+                    let l = lower(&name.text);
                     if self.ir.tiers.iter().any(|t| **t == *l) {
                         self.sink.error(
                             ErrorKind::Duplicate,
@@ -562,12 +574,12 @@ impl Checker<'_, '_> {
     }
 
     fn find_event(&mut self, n: &Name) -> Option<u16> {
-        let l = n.text.to_ascii_lowercase();
-        let l = match l.as_str() {
-            "membership_renewal" | "renew" => "renewal".to_string(),
-            "order" => "purchase".to_string(),
-            "return" => "refund".to_string(),
-            _ => l,
+        let l = lower(&n.text);
+        let l = match &*l {
+            "membership_renewal" | "renew" => "renewal",
+            "order" => "purchase",
+            "return" => "refund",
+            l => l,
         };
         if let Some(i) = self.ir.events.iter().position(|e| e.name == l) {
             return Some(i as u16);
@@ -960,7 +972,7 @@ impl Checker<'_, '_> {
             match &e.kind {
                 ExprKind::Field(base, _) => {
                     if let ExprKind::Name(n) = &base.kind {
-                        let l = n.to_ascii_lowercase();
+                        let l = lower(n);
                         if let Some(i) = self.ir.events.iter().position(|ev| ev.name == l) {
                             found.get_or_insert(i as u16);
                         }
@@ -968,7 +980,7 @@ impl Checker<'_, '_> {
                     stack.push(base);
                 }
                 ExprKind::Name(n) => {
-                    let l = n.to_ascii_lowercase();
+                    let l = lower(n);
                     if let Some(i) = self.ir.events.iter().position(|ev| ev.name == l) {
                         found.get_or_insert(i as u16);
                     }
@@ -1389,7 +1401,7 @@ impl Checker<'_, '_> {
     fn is_free_word(&self, e: &Expr) -> bool {
         match &e.kind {
             ExprKind::Name(n) => {
-                let l = n.to_ascii_lowercase();
+                let l = lower(n);
                 !self.locals.iter().any(|(v, _)| *v == l)
                     && Calendar::from_name(&l).is_none()
                     && !self.ir.events.iter().any(|ev| ev.name == l)
@@ -1515,7 +1527,7 @@ impl Checker<'_, '_> {
 
     fn event_by_name(&mut self, n: &Name) -> Option<u16> {
         // `purchases` is the plural of `purchase`
-        let l = n.text.to_ascii_lowercase();
+        let l = lower(&n.text);
         let singular = l
             .strip_suffix("es")
             .filter(|s| self.ir.events.iter().any(|e| e.name == *s))
@@ -1525,7 +1537,7 @@ impl Checker<'_, '_> {
             })
             .map(str::to_string);
         let name = Name {
-            text: singular.unwrap_or(l),
+            text: singular.unwrap_or_else(|| l.into_owned()),
             span: n.span,
         };
         self.find_event(&name)
@@ -1614,7 +1626,7 @@ impl Checker<'_, '_> {
     }
 
     fn call(&mut self, name: &Name, args: &[Expr], span: Span) -> Checked {
-        let f = match name.text.to_ascii_lowercase().as_str() {
+        let f = match &*lower(&name.text) {
             "min" => Func::Min,
             "max" => Func::Max,
             "round" => Func::Round,
@@ -1709,7 +1721,7 @@ impl Checker<'_, '_> {
     }
 
     fn name(&mut self, n: &str, span: Span, expected: Option<Ty>) -> Checked {
-        let l = n.to_ascii_lowercase();
+        let l = lower(n);
         let k = |kind, ty| Checked {
             node: Node::new(kind, ty, span),
             num_literal: false,
@@ -1820,7 +1832,7 @@ impl Checker<'_, '_> {
             node: Node::new(kind, ty, span),
             num_literal: false,
         };
-        let fname = field.text.to_ascii_lowercase();
+        let fname = lower(&field.text);
         let ExprKind::Name(root) = &base.kind else {
             let b = self.expr(base);
             if b.node.ty == Ty::Error {
@@ -1832,7 +1844,7 @@ impl Checker<'_, '_> {
                 None,
             );
         };
-        let root_l = root.to_ascii_lowercase();
+        let root_l = lower(root);
         // loop variable
         if let Some(depth) = self.locals.iter().rposition(|(v, _)| *v == root_l) {
             let ty = self.locals[depth].1;
@@ -2051,7 +2063,7 @@ impl Checker<'_, '_> {
 
     fn kind(&mut self, kind: &Option<Name>) -> u16 {
         let Some(k) = kind else { return 0 };
-        let l = k.text.to_ascii_lowercase();
+        let l = lower(&k.text);
         if let Some(i) = self.ir.kinds.iter().position(|x| **x == *l) {
             return i as u16;
         }
@@ -2175,7 +2187,7 @@ impl Checker<'_, '_> {
                 EffectIr::Grant { reward: r, to }
             }
             EffectKind::SetTier(t) => {
-                let l = t.text.to_ascii_lowercase();
+                let l = lower(&t.text);
                 match self.ir.tiers.iter().position(|x| **x == *l) {
                     Some(i) => EffectIr::SetTier(i as u16),
                     None => {

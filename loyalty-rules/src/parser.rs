@@ -12,6 +12,9 @@ use crate::ast::*;
 use crate::error::{ErrorKind, Sink};
 use crate::limits;
 
+#[path = "fastparse.rs"]
+mod fastparse;
+
 #[derive(pest_derive::Parser)]
 #[grammar = "../../grammar/loyalty.pest"]
 struct Grammar;
@@ -44,6 +47,36 @@ pub(crate) fn parse(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
         );
         return None;
     }
+    if let Some(program) = fastparse::parse(source) {
+        if cfg!(debug_assertions) {
+            assert_same_as_pest(source, &program);
+        }
+        return Some(program);
+    }
+    parse_pest(source, sink)
+}
+
+/// Debug builds: the fast path's tree must be exactly pest's (spans
+/// included: `Span`'s `PartialEq` ignores them, `Debug` does not), and pest
+/// must have nothing to say about the program.
+pub(crate) fn assert_same_as_pest(source: &str, fast: &Program) {
+    let mut sink = Sink::new(source);
+    let slow = parse_pest(source, &mut sink);
+    assert!(
+        sink.diags.is_empty(),
+        "fast path accepted a program pest reports on: {:?}\n{source}",
+        sink.diags
+    );
+    assert_eq!(
+        slow.as_ref().map(|p| format!("{p:#?}")),
+        Some(format!("{fast:#?}")),
+        "fast path and pest disagree on:\n{source}"
+    );
+}
+
+/// The pest parser and the pairs-to-tree builder: the specification, and
+/// the only source of syntax diagnostics. `parse` checks the limits first.
+pub(crate) fn parse_pest(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
     let pairs = match Grammar::parse(Rule::program, source) {
         Ok(p) => p,
         Err(e) => {
@@ -108,13 +141,18 @@ fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
                 }
-                let w = &source[start..i];
-                if w.eq_ignore_ascii_case("rule") || w.eq_ignore_ascii_case("then") {
+                let w = &bytes[start..i];
+                let is = |k: &[u8]| w.eq_ignore_ascii_case(k);
+                let (resets, nests) = match w.len() {
+                    2 => (false, is(b"of")),
+                    3 => (false, is(b"has")),
+                    4 => (is(b"rule") || is(b"then"), is(b"else")),
+                    5 => (false, is(b"where")),
+                    _ => (false, false),
+                };
+                if resets {
                     keywords = 0;
-                } else if ["where", "has", "else", "of"]
-                    .iter()
-                    .any(|k| w.eq_ignore_ascii_case(k))
-                {
+                } else if nests {
                     keywords += 1;
                     if brackets + keywords > limits::MAX_NESTING {
                         return Some((start, brackets + keywords));
@@ -314,7 +352,10 @@ fn unquote(p: Pair<'_, Rule>) -> Name {
     }
 }
 
-fn parse_number(text: &str) -> Option<Decimal> {
+pub(crate) fn parse_number(text: &str) -> Option<Decimal> {
+    if !text.contains(',') {
+        return Decimal::from_str(text).ok();
+    }
     let clean: String = text.chars().filter(|c| *c != ',').collect();
     Decimal::from_str(&clean).ok()
 }
@@ -1455,7 +1496,7 @@ fn inner_text<'s>(span: &Span, source: &'s str) -> &'s str {
     &source[span.start as usize..span.end as usize]
 }
 
-fn unquote_span(span: Span, source: &str) -> String {
+pub(crate) fn unquote_span(span: Span, source: &str) -> String {
     let raw = inner_text(&span, source);
     let inner = raw
         .strip_prefix('"')

@@ -316,15 +316,20 @@ impl Calendar {
     ];
 
     pub fn from_name(n: &str) -> Option<Calendar> {
-        Some(match n.to_ascii_lowercase().as_str() {
-            "weekday" => Calendar::Weekday,
-            "hour" => Calendar::Hour,
-            "minute" => Calendar::Minute,
-            "time" => Calendar::Time,
-            "date" | "today" => Calendar::Date,
-            "day" => Calendar::Day,
-            "month" => Calendar::Month,
-            "year" => Calendar::Year,
+        // No name is longer than 7 bytes: lower-case on the stack.
+        let mut buf = [0u8; 7];
+        let l = buf.get_mut(..n.len())?;
+        l.copy_from_slice(n.as_bytes());
+        l.make_ascii_lowercase();
+        Some(match &*l {
+            b"weekday" => Calendar::Weekday,
+            b"hour" => Calendar::Hour,
+            b"minute" => Calendar::Minute,
+            b"time" => Calendar::Time,
+            b"date" | b"today" => Calendar::Date,
+            b"day" => Calendar::Day,
+            b"month" => Calendar::Month,
+            b"year" => Calendar::Year,
             _ => return None,
         })
     }
@@ -350,12 +355,12 @@ pub(crate) const WEEKDAYS: [&str; 7] = [
 
 /// Monday = 0.
 pub(crate) fn weekday_from_name(n: &str) -> Option<u8> {
-    let l = n.to_ascii_lowercase();
+    let n = n.as_bytes();
     WEEKDAYS
         .iter()
         .position(|w| {
-            let wl = w.to_ascii_lowercase();
-            wl == l || (l.len() == 3 && wl.starts_with(&l))
+            let w = w.as_bytes();
+            w.eq_ignore_ascii_case(n) || (n.len() == 3 && w[..3].eq_ignore_ascii_case(n))
         })
         .map(|i| i as u8)
 }
