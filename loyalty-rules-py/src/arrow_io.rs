@@ -2,26 +2,33 @@
 //! (PyCapsule `arrow_array_stream`), so pyarrow Tables, polars and pandas
 //! DataFrames come in without a copy on the Python side.
 //!
-//! Rows become core events by building one JSON object per row and calling
-//! `Program::event_from_value`: the core does all checking, so batch input
-//! can never accept what a single event would refuse.
+//! Rows become core events through the core's `EventBuilder`: each column
+//! is decoded once per batch into typed access (decimals, timestamps, text,
+//! numbers straight from the Arrow buffers), and the builder does all the
+//! checking exactly as `Program::event_from_value` would on the row's JSON
+//! object, so batch input can never accept what a single event would refuse.
+//! Nested values (lists, structs) go to the builder as JSON; a `type` column
+//! that is not text sends its rows through the JSON object path.
 
 use std::collections::HashMap;
 use std::ffi::CStr;
 use std::sync::{Arc, Mutex};
 
+use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::types::*;
 use arrow_array::{
-    Array, ArrayRef, Float64Array, Int64Array, RecordBatch, RecordBatchIterator, RecordBatchReader,
-    StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch,
+    RecordBatchIterator, RecordBatchReader, StringArray, StringViewArray,
+    TimestampMicrosecondArray,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use loyalty_rules::{Effect, Event, Outcome, Program};
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
+use loyalty_rules::{Effect, Event, EventBuilder, Outcome, Program};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
+use rust_decimal::Decimal;
 use serde_json::{Map, Number, Value as Json};
 
 const STREAM: &CStr = c"arrow_array_stream";
@@ -153,25 +160,38 @@ pub fn to_events(
         } else {
             mapping.event_type.clone()
         };
+        let typed = Typed::new(program, &cols, et.as_deref());
         let n = b.num_rows();
         let threads = threads.clamp(1, 64).min(n / 4096 + 1);
-        if threads <= 1 {
-            for i in 0..n {
-                out.push(row_event(program, &cols, et.as_deref(), i, base)?);
+        let run = |lo: usize, hi: usize, v: &mut Vec<Event>| -> Result<(), RowError> {
+            match &typed {
+                Some(t) => {
+                    let mut rb = t.builder(program);
+                    for i in lo..hi {
+                        v.push(t.row(&mut rb, &cols, i, base)?);
+                    }
+                }
+                None => {
+                    for i in lo..hi {
+                        v.push(row_event(program, &cols, et.as_deref(), i, base)?);
+                    }
+                }
             }
+            Ok(())
+        };
+        if threads <= 1 {
+            run(0, n, &mut out)?;
         } else {
             let chunk = n.div_ceil(threads);
             let parts: Vec<Result<Vec<Event>, RowError>> = std::thread::scope(|s| {
                 let hs: Vec<_> = (0..threads)
                     .map(|t| {
-                        let (cols, et) = (&cols, et.as_deref());
+                        let run = &run;
                         s.spawn(move || {
                             let lo = t * chunk;
                             let hi = ((t + 1) * chunk).min(n);
                             let mut v = Vec::with_capacity(hi.saturating_sub(lo));
-                            for i in lo..hi {
-                                v.push(row_event(program, cols, et, i, base)?);
-                            }
+                            run(lo, hi, &mut v)?;
                             Ok(v)
                         })
                     })
@@ -197,6 +217,265 @@ pub fn to_events(
         base += n;
     }
     Ok(out)
+}
+
+/// Typed access to one column's values, decoded once per batch.
+enum Acc<'a> {
+    Null,
+    Bool(&'a BooleanArray),
+    I8(&'a [i8]),
+    I16(&'a [i16]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+    U8(&'a [u8]),
+    U16(&'a [u16]),
+    U32(&'a [u32]),
+    U64(&'a [u64]),
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+    /// mantissas and a scale rust_decimal can hold (0..=28)
+    Dec32(&'a [i32], u32),
+    Dec64(&'a [i64], u32),
+    Dec128(&'a [i128], u32),
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a LargeStringArray),
+    View(&'a StringViewArray),
+    Ts(&'a [i64], TimeUnit),
+    Date32(&'a [i32]),
+    Date64(&'a [i64]),
+    /// time of day as a multiple of nanoseconds
+    Time32(&'a [i32], i64),
+    Time64(&'a [i64], i64),
+    Dict {
+        keys: Vec<usize>,
+        values: &'a dyn Array,
+        acc: Box<Acc<'a>>,
+    },
+    /// anything else (lists, structs, ...) as JSON
+    Json(&'a dyn Array),
+}
+
+fn dec_scale(s: i8) -> Option<u32> {
+    (0..=28).contains(&s).then_some(s as u32)
+}
+
+impl<'a> Acc<'a> {
+    fn new(a: &'a dyn Array) -> Acc<'a> {
+        use DataType as D;
+        match a.data_type() {
+            D::Null => Acc::Null,
+            D::Boolean => Acc::Bool(a.as_boolean()),
+            D::Int8 => Acc::I8(a.as_primitive::<Int8Type>().values()),
+            D::Int16 => Acc::I16(a.as_primitive::<Int16Type>().values()),
+            D::Int32 => Acc::I32(a.as_primitive::<Int32Type>().values()),
+            D::Int64 => Acc::I64(a.as_primitive::<Int64Type>().values()),
+            D::UInt8 => Acc::U8(a.as_primitive::<UInt8Type>().values()),
+            D::UInt16 => Acc::U16(a.as_primitive::<UInt16Type>().values()),
+            D::UInt32 => Acc::U32(a.as_primitive::<UInt32Type>().values()),
+            D::UInt64 => Acc::U64(a.as_primitive::<UInt64Type>().values()),
+            D::Float32 => Acc::F32(a.as_primitive::<Float32Type>().values()),
+            D::Float64 => Acc::F64(a.as_primitive::<Float64Type>().values()),
+            D::Decimal32(_, s) if dec_scale(*s).is_some() => {
+                Acc::Dec32(a.as_primitive::<Decimal32Type>().values(), *s as u32)
+            }
+            D::Decimal64(_, s) if dec_scale(*s).is_some() => {
+                Acc::Dec64(a.as_primitive::<Decimal64Type>().values(), *s as u32)
+            }
+            D::Decimal128(_, s) if dec_scale(*s).is_some() => {
+                Acc::Dec128(a.as_primitive::<Decimal128Type>().values(), *s as u32)
+            }
+            D::Utf8 => Acc::Utf8(a.as_string::<i32>()),
+            D::LargeUtf8 => Acc::LargeUtf8(a.as_string::<i64>()),
+            D::Utf8View => Acc::View(a.as_string_view()),
+            D::Timestamp(unit, _) => Acc::Ts(
+                match unit {
+                    TimeUnit::Second => a.as_primitive::<TimestampSecondType>().values(),
+                    TimeUnit::Millisecond => a.as_primitive::<TimestampMillisecondType>().values(),
+                    TimeUnit::Microsecond => a.as_primitive::<TimestampMicrosecondType>().values(),
+                    TimeUnit::Nanosecond => a.as_primitive::<TimestampNanosecondType>().values(),
+                },
+                *unit,
+            ),
+            D::Date32 => Acc::Date32(a.as_primitive::<Date32Type>().values()),
+            D::Date64 => Acc::Date64(a.as_primitive::<Date64Type>().values()),
+            D::Time32(TimeUnit::Second) => {
+                Acc::Time32(a.as_primitive::<Time32SecondType>().values(), 1_000_000_000)
+            }
+            D::Time32(_) => Acc::Time32(
+                a.as_primitive::<Time32MillisecondType>().values(),
+                1_000_000,
+            ),
+            D::Time64(TimeUnit::Microsecond) => {
+                Acc::Time64(a.as_primitive::<Time64MicrosecondType>().values(), 1_000)
+            }
+            D::Time64(_) => Acc::Time64(a.as_primitive::<Time64NanosecondType>().values(), 1),
+            D::Dictionary(k, _) if k.is_integer() => match a.as_any_dictionary_opt() {
+                Some(d) if !d.values().is_empty() => Acc::Dict {
+                    keys: d.normalized_keys(),
+                    values: d.values().as_ref(),
+                    acc: Box::new(Acc::new(d.values().as_ref())),
+                },
+                _ => Acc::Json(a),
+            },
+            _ => Acc::Json(a),
+        }
+    }
+
+    /// The event type in row `i` (not null), when this is a text column.
+    fn text(&self, i: usize) -> Option<&'a str> {
+        Some(match self {
+            Acc::Utf8(a) => a.value(i),
+            Acc::LargeUtf8(a) => a.value(i),
+            Acc::View(a) => a.value(i),
+            Acc::Dict { keys, values, acc } => {
+                let k = keys[i];
+                if values.is_null(k) {
+                    return None;
+                }
+                return acc.text(k);
+            }
+            _ => return None,
+        })
+    }
+
+    fn is_text(&self) -> bool {
+        match self {
+            Acc::Utf8(_) | Acc::LargeUtf8(_) | Acc::View(_) => true,
+            Acc::Dict { acc, .. } => acc.is_text(),
+            _ => false,
+        }
+    }
+
+    /// Set row `i` (not null) of this column as builder column `col`.
+    fn set(&self, b: &mut EventBuilder, col: usize, i: usize) -> Result<(), String> {
+        match self {
+            Acc::Null => b.set_null(col),
+            Acc::Bool(a) => b.set_bool(col, a.value(i)),
+            Acc::I8(v) => b.set_i64(col, v[i] as i64),
+            Acc::I16(v) => b.set_i64(col, v[i] as i64),
+            Acc::I32(v) => b.set_i64(col, v[i] as i64),
+            Acc::I64(v) => b.set_i64(col, v[i]),
+            Acc::U8(v) => b.set_u64(col, v[i] as u64),
+            Acc::U16(v) => b.set_u64(col, v[i] as u64),
+            Acc::U32(v) => b.set_u64(col, v[i] as u64),
+            Acc::U64(v) => b.set_u64(col, v[i]),
+            Acc::F32(v) => b.set_f64(col, v[i] as f64),
+            Acc::F64(v) => b.set_f64(col, v[i]),
+            Acc::Dec32(v, s) => set_dec(b, col, v[i] as i128, *s),
+            Acc::Dec64(v, s) => set_dec(b, col, v[i] as i128, *s),
+            Acc::Dec128(v, s) => set_dec(b, col, v[i], *s),
+            Acc::Utf8(a) => b.set_str(col, a.value(i)),
+            Acc::LargeUtf8(a) => b.set_str(col, a.value(i)),
+            Acc::View(a) => b.set_str(col, a.value(i)),
+            Acc::Ts(v, unit) => b.set_timestamp(col, timestamp(v[i], unit)?),
+            Acc::Date32(v) => b.set_date(col, date(v[i] as i64)?),
+            Acc::Date64(v) => b.set_date(col, date(v[i].div_euclid(86_400_000))?),
+            Acc::Time32(v, m) => b.set_time(col, time(v[i] as i64 * m)?),
+            Acc::Time64(v, m) => b.set_time(col, time(v[i] * m)?),
+            Acc::Dict { keys, values, acc } => {
+                let k = keys[i];
+                if values.is_null(k) {
+                    b.set_null(col)
+                } else {
+                    acc.set(b, col, k)?
+                }
+            }
+            Acc::Json(a) => b.set_json(col, &cell(*a, i)?),
+        }
+        Ok(())
+    }
+}
+
+fn set_dec(b: &mut EventBuilder, col: usize, m: i128, scale: u32) {
+    match Decimal::try_from_i128_with_scale(m, scale) {
+        Ok(d) => b.set_decimal(col, d),
+        // too many digits for a Decimal: the text, as the core reads it
+        Err(_) => b.set_str(col, &arrow_decimal_text(m, scale)),
+    }
+}
+
+/// A decimal128's text as Arrow prints it (`-12.50`).
+fn arrow_decimal_text(m: i128, scale: u32) -> String {
+    let digits = m.unsigned_abs().to_string();
+    let sign = if m < 0 { "-" } else { "" };
+    let scale = scale as usize;
+    if scale == 0 {
+        format!("{sign}{digits}")
+    } else if digits.len() > scale {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        format!("{sign}{int}.{frac}")
+    } else {
+        format!("{sign}0.{}{digits}", "0".repeat(scale - digits.len()))
+    }
+}
+
+/// Rows decoded through the core's typed `EventBuilder`: the type comes
+/// from a text `type` column or from the mapping.
+struct Typed<'a> {
+    accs: Vec<Acc<'a>>,
+    /// per column: null bitmaps
+    nulls: Vec<Option<&'a arrow_buffer::NullBuffer>>,
+    type_col: Option<usize>,
+    event_type: Option<&'a str>,
+    names: Vec<&'a str>,
+}
+
+impl<'a> Typed<'a> {
+    /// `None` when a row needs the JSON path: a `type` column that is not
+    /// text, or more than one.
+    fn new(_program: &Program, cols: &'a [Col], event_type: Option<&'a str>) -> Option<Typed<'a>> {
+        let accs: Vec<Acc<'a>> = cols.iter().map(|c| Acc::new(c.array.as_ref())).collect();
+        let types: Vec<usize> = (0..cols.len())
+            .filter(|&c| cols[c].name == "type")
+            .collect();
+        let type_col = match types.as_slice() {
+            [] => None,
+            [t] if accs[*t].is_text() => Some(*t),
+            _ => return None,
+        };
+        Some(Typed {
+            nulls: cols.iter().map(|c| c.array.nulls()).collect(),
+            accs,
+            type_col,
+            event_type,
+            names: cols.iter().map(|c| c.name.as_str()).collect(),
+        })
+    }
+
+    fn builder(&self, program: &Program) -> EventBuilder {
+        EventBuilder::new(program, &self.names)
+    }
+
+    fn row(
+        &self,
+        b: &mut EventBuilder,
+        cols: &[Col],
+        i: usize,
+        base: usize,
+    ) -> Result<Event, RowError> {
+        let is_null = |c: usize| self.nulls[c].is_some_and(|n| n.is_null(i));
+        match self.type_col {
+            Some(t) if !is_null(t) => b.begin(self.accs[t].text(i)),
+            Some(_) => b.begin(None),
+            None => b.begin(self.event_type),
+        }
+        for (c, acc) in self.accs.iter().enumerate() {
+            if Some(c) == self.type_col || is_null(c) {
+                continue;
+            }
+            acc.set(b, c, i).map_err(|message| RowError {
+                row: base + i,
+                kind: RowErrorKind::Column {
+                    field: cols[c].name.clone(),
+                    message: format!("column `{}`: {message}", cols[c].name),
+                },
+            })?;
+        }
+        b.finish().map_err(|e| RowError {
+            row: base + i,
+            kind: RowErrorKind::Core(e),
+        })
+    }
 }
 
 fn row_event(
@@ -231,34 +510,45 @@ fn row_event(
         })
 }
 
-fn num_f64(f: f64) -> Json {
-    Number::from_f64(f).map_or(Json::Null, Json::Number)
-}
-
-fn ts(v: i64, unit: &TimeUnit) -> Result<Json, String> {
-    let t = match unit {
+fn timestamp(v: i64, unit: &TimeUnit) -> Result<DateTime<Utc>, String> {
+    match unit {
         TimeUnit::Second => DateTime::<Utc>::from_timestamp(v, 0),
         TimeUnit::Millisecond => DateTime::<Utc>::from_timestamp_millis(v),
         TimeUnit::Microsecond => DateTime::<Utc>::from_timestamp_micros(v),
         TimeUnit::Nanosecond => Some(DateTime::<Utc>::from_timestamp_nanos(v)),
     }
-    .ok_or_else(|| format!("timestamp {v} out of range"))?;
-    Ok(Json::String(t.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+    .ok_or_else(|| format!("timestamp {v} out of range"))
 }
 
-fn time_of_day(nanos: i64) -> Result<Json, String> {
+fn time(nanos: i64) -> Result<NaiveTime, String> {
     let secs = nanos.div_euclid(1_000_000_000);
-    chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, 0)
+    NaiveTime::from_num_seconds_from_midnight_opt(secs as u32, 0)
         .filter(|_| (0..86_400).contains(&secs))
-        .map(|t| Json::String(t.format("%H:%M:%S").to_string()))
         .ok_or_else(|| format!("time of day {nanos}ns out of range"))
 }
 
-fn date_of(days: i64) -> Result<Json, String> {
+fn date(days: i64) -> Result<NaiveDate, String> {
     NaiveDate::from_ymd_opt(1970, 1, 1)
         .and_then(|d| d.checked_add_signed(chrono::Duration::days(days)))
-        .map(|d| Json::String(d.to_string()))
         .ok_or_else(|| format!("date {days} out of range"))
+}
+
+fn num_f64(f: f64) -> Json {
+    Number::from_f64(f).map_or(Json::Null, Json::Number)
+}
+
+fn ts(v: i64, unit: &TimeUnit) -> Result<Json, String> {
+    Ok(Json::String(
+        timestamp(v, unit)?.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+    ))
+}
+
+fn time_of_day(nanos: i64) -> Result<Json, String> {
+    Ok(Json::String(time(nanos)?.format("%H:%M:%S").to_string()))
+}
+
+fn date_of(days: i64) -> Result<Json, String> {
+    Ok(Json::String(date(days)?.to_string()))
 }
 
 fn sub_array(a: &ArrayRef) -> Result<Json, String> {
@@ -371,87 +661,133 @@ pub fn cell(a: &dyn Array, i: usize) -> Result<Json, String> {
 }
 
 /// Per-event results as one record batch: one row per event, in input
-/// order, with points per rule.
+/// order, with points per rule. Outcomes are added one at a time (so a
+/// replay can stream them in without keeping them).
 pub struct ResultsBuilder<'a> {
-    pub program: &'a Program,
-    pub detail: bool,
+    detail: bool,
+    source: &'a crate::errors::Offsets,
+    rules: Vec<&'a str>,
+    index: HashMap<&'a str, usize>,
+    per_rule: Vec<Vec<f64>>,
+    points: Vec<f64>,
+    event: StringBuilder,
+    customer: StringBuilder,
+    ety: StringBuilder,
+    status: StringBuilder,
+    reason: StringBuilder,
+    errors: StringBuilder,
+    rewards: StringBuilder,
+    outcome: StringBuilder,
+    text: String,
 }
 
-impl ResultsBuilder<'_> {
-    pub fn build(
-        &self,
-        outcomes: &[Outcome],
-        times: &[i64],
-        rows: &[i64],
-        source: &crate::errors::Offsets,
-    ) -> Result<RecordBatch, String> {
-        let rules: Vec<&str> = self.program.rule_names().collect();
-        let index: HashMap<&str, usize> = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
-        let n = outcomes.len();
-        let mut per_rule = vec![vec![0f64; n]; rules.len()];
-        let mut points = Vec::with_capacity(n);
-        let mut event = Vec::with_capacity(n);
-        let mut customer = Vec::with_capacity(n);
-        let mut ety = Vec::with_capacity(n);
-        let mut status: Vec<Option<&str>> = Vec::with_capacity(n);
-        let mut reason: Vec<Option<&str>> = Vec::with_capacity(n);
-        let mut errors: Vec<Option<String>> = Vec::with_capacity(n);
-        let mut rewards: Vec<Option<String>> = Vec::with_capacity(n);
-        let mut detail: Vec<String> = Vec::new();
-        for (k, o) in outcomes.iter().enumerate() {
-            points.push(dec_f64(&o.points));
-            event.push(&*o.event);
-            customer.push(&*o.customer);
-            ety.push(&*o.event_type);
-            status.push(o.status.map(|s| match s {
-                loyalty_rules::Status::Applied => "applied",
-                loyalty_rules::Status::Duplicate => "duplicate",
-                loyalty_rules::Status::Rejected => "rejected",
-            }));
-            reason.push(o.reason.as_deref());
-            errors.push(if o.errors.is_empty() {
-                None
-            } else {
-                Some(
-                    o.errors
-                        .iter()
-                        .map(|e| format!("{}: {}", e.rule, e.message))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            });
-            let mut rw: Vec<&str> = Vec::new();
-            for e in &o.effects {
-                match e {
-                    Effect::Award {
-                        rule, kind, points, ..
-                    }
-                    | Effect::Multiply {
-                        rule, kind, points, ..
-                    } if &**kind == "points" => {
-                        if let Some(&r) = index.get(&**rule) {
-                            per_rule[r][k] += dec_f64(points);
-                        }
-                    }
-                    Effect::Reward { reward, .. } => rw.push(reward),
-                    _ => {}
-                }
-            }
-            rewards.push(if rw.is_empty() {
-                None
-            } else {
-                Some(rw.join("; "))
-            });
-            if self.detail {
-                let mut v = serde_json::to_value(o).unwrap_or(Json::Null);
-                if let Some(Json::Array(ex)) = v.get_mut("explanation") {
-                    for x in ex {
-                        source.fix(x);
-                    }
-                }
-                detail.push(v.to_string());
+impl<'a> ResultsBuilder<'a> {
+    pub fn new(
+        program: &'a Program,
+        detail: bool,
+        source: &'a crate::errors::Offsets,
+        capacity: usize,
+    ) -> Self {
+        let rules: Vec<&str> = program.rule_names().collect();
+        let index = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+        let strings = || StringBuilder::with_capacity(capacity, capacity * 8);
+        ResultsBuilder {
+            detail,
+            source,
+            per_rule: vec![Vec::with_capacity(capacity); rules.len()],
+            rules,
+            index,
+            points: Vec::with_capacity(capacity),
+            event: strings(),
+            customer: strings(),
+            ety: strings(),
+            status: strings(),
+            reason: StringBuilder::new(),
+            errors: StringBuilder::new(),
+            rewards: StringBuilder::new(),
+            outcome: StringBuilder::new(),
+            text: String::new(),
+        }
+    }
+
+    /// The rule of an effect. Effects normally share the program's own
+    /// rule names, so a pointer comparison (for up to 32 rules) finds most
+    /// without hashing; the name's text decides otherwise.
+    fn rule_index(&self, rule: &Arc<str>) -> Option<usize> {
+        if self.rules.len() <= 32 {
+            let ptr = rule.as_ptr();
+            if let Some(r) = self.rules.iter().position(|n| n.as_ptr() == ptr) {
+                return Some(r);
             }
         }
+        self.index.get(&**rule).copied()
+    }
+
+    pub fn push(&mut self, o: &Outcome) {
+        self.points.push(dec_f64(&o.points));
+        self.event.append_value(&*o.event);
+        self.customer.append_value(&*o.customer);
+        self.ety.append_value(&*o.event_type);
+        self.status.append_option(o.status.map(|s| match s {
+            loyalty_rules::Status::Applied => "applied",
+            loyalty_rules::Status::Duplicate => "duplicate",
+            loyalty_rules::Status::Rejected => "rejected",
+        }));
+        self.reason.append_option(o.reason.as_deref());
+        if o.errors.is_empty() {
+            self.errors.append_null();
+        } else {
+            self.errors.append_value(
+                o.errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.rule, e.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+        }
+        for v in &mut self.per_rule {
+            v.push(0.0);
+        }
+        let k = self.points.len() - 1;
+        self.text.clear();
+        for e in &o.effects {
+            match e {
+                Effect::Award {
+                    rule, kind, points, ..
+                }
+                | Effect::Multiply {
+                    rule, kind, points, ..
+                } if &**kind == "points" => {
+                    if let Some(r) = self.rule_index(rule) {
+                        self.per_rule[r][k] += dec_f64(points);
+                    }
+                }
+                Effect::Reward { reward, .. } => {
+                    if !self.text.is_empty() {
+                        self.text.push_str("; ");
+                    }
+                    self.text.push_str(reward);
+                }
+                _ => {}
+            }
+        }
+        if self.text.is_empty() {
+            self.rewards.append_null();
+        } else {
+            self.rewards.append_value(&self.text);
+        }
+        if self.detail {
+            let mut v = serde_json::to_value(o).unwrap_or(Json::Null);
+            if let Some(Json::Array(ex)) = v.get_mut("explanation") {
+                for x in ex {
+                    self.source.fix(x);
+                }
+            }
+            self.outcome.append_value(v.to_string());
+        }
+    }
+
+    pub fn finish(mut self, times: Vec<i64>, rows: Vec<i64>) -> Result<RecordBatch, String> {
         let mut fields = vec![
             Field::new("row", DataType::Int64, false),
             Field::new("event", DataType::Utf8, false),
@@ -469,24 +805,24 @@ impl ResultsBuilder<'_> {
             Field::new("errors", DataType::Utf8, true),
         ];
         let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(Int64Array::from(rows.to_vec())),
-            Arc::new(StringArray::from(event)),
-            Arc::new(StringArray::from(customer)),
-            Arc::new(StringArray::from(ety)),
-            Arc::new(TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC")),
-            Arc::new(StringArray::from(status)),
-            Arc::new(StringArray::from(reason)),
-            Arc::new(Float64Array::from(points)),
-            Arc::new(StringArray::from(rewards)),
-            Arc::new(StringArray::from(errors)),
+            Arc::new(Int64Array::from(rows)),
+            Arc::new(self.event.finish()),
+            Arc::new(self.customer.finish()),
+            Arc::new(self.ety.finish()),
+            Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
+            Arc::new(self.status.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(Float64Array::from(self.points)),
+            Arc::new(self.rewards.finish()),
+            Arc::new(self.errors.finish()),
         ];
-        for (r, vals) in rules.iter().zip(per_rule) {
+        for (r, vals) in self.rules.iter().zip(self.per_rule) {
             fields.push(Field::new(format!("points:{r}"), DataType::Float64, false));
             cols.push(Arc::new(Float64Array::from(vals)));
         }
         if self.detail {
             fields.push(Field::new("outcome", DataType::Utf8, false));
-            cols.push(Arc::new(StringArray::from(detail)));
+            cols.push(Arc::new(self.outcome.finish()));
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| e.to_string())
     }

@@ -254,15 +254,17 @@ impl PyProgram {
                 }
                 let times: Vec<i64> = events.iter().map(|e| e.time().timestamp_micros()).collect();
                 let rows: Vec<i64> = (0..n as i64).collect();
-                let b = arrow_io::ResultsBuilder { program, detail }
-                    .build(&outs, &times, &rows, offs)
-                    .map_err(|m| RowError {
-                        row: 0,
-                        kind: RowErrorKind::Column {
-                            field: String::new(),
-                            message: m,
-                        },
-                    })?;
+                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, n);
+                for o in &outs {
+                    rb.push(o);
+                }
+                let b = rb.finish(times, rows).map_err(|m| RowError {
+                    row: 0,
+                    kind: RowErrorKind::Column {
+                        field: String::new(),
+                        message: m,
+                    },
+                })?;
                 Ok(b)
             })
         })?;
@@ -461,15 +463,25 @@ impl PyEngine {
                 drop(batches);
                 let times: Vec<i64> = events.iter().map(|e| e.time().timestamp_micros()).collect();
                 let n = events.len();
-                let (outs, stats) = {
+                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, n);
+                let stats = {
                     let mut eng = inner
                         .lock()
                         .map_err(|_| "engine unusable after an internal error")?;
-                    eng.replay_parallel(events, threads)
+                    if threads <= 1 {
+                        // what replay_parallel does on one thread, without
+                        // keeping a copy of every outcome
+                        eng.replay_with(events, |o| rb.push(o))
+                    } else {
+                        let (outs, stats) = eng.replay_parallel(events, threads);
+                        for o in &outs {
+                            rb.push(o);
+                        }
+                        stats
+                    }
                 };
                 let rows: Vec<i64> = (0..n as i64).collect();
-                let b = arrow_io::ResultsBuilder { program, detail }
-                    .build(&outs, &times, &rows, offs)?;
+                let b = rb.finish(times, rows)?;
                 Ok(Ok((b, stats)))
             })
         })?;

@@ -212,3 +212,16 @@ def test_partitions_by_customer(program: lr.Program) -> None:
         _, st = lr.replay_partition(program, part)
         parts.extend(st.to_pylist())
     assert sorted(parts, key=lambda r: r["customer"]) == full.states_table().to_pylist()
+
+
+def test_pandas_decimal_objects(program: lr.Program, expected: list[lr.Outcome]) -> None:
+    """Object columns of Decimals (what pandas gives for Arrow decimals) go
+    to the core as their text; nulls stay missing."""
+    df = pd.DataFrame(rows())
+    assert df["amount"].dtype == object
+    df["shipping"] = [None if i % 2 else Decimal("0") for i in range(N)]
+    check_results(lr.replay(program, df).table, expected, program)
+    df.loc[5, "amount"] = Decimal("NaN")
+    with pytest.raises(lr.EventError) as ei:
+        lr.replay(program, df)
+    assert ei.value.row == 5 and ei.value.field == "amount"

@@ -68,7 +68,7 @@ use std::sync::Arc;
 pub use complete::Completion;
 pub use engine::{Engine, ReplayStats};
 pub use error::{Diagnostic, Error, ErrorKind, Severity};
-pub use input::{Customer, Event};
+pub use input::{Customer, Event, EventBuilder};
 pub use outcome::{
     Capped, Effect, Explanation, LedgerEntry, Outcome, RuleError, SeenValue, Status,
 };

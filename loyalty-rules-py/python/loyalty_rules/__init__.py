@@ -301,13 +301,35 @@ def _as_stream(data: Any) -> Any:
     if mod.startswith("pandas"):
         import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
-        return pa.Table.from_pandas(data, preserve_index=False)
+        return pa.Table.from_pandas(_decimals_as_text(data), preserve_index=False)
     if hasattr(data, "__arrow_c_stream__"):
         return data
     raise TypeError(
         "expected a pyarrow Table/RecordBatchReader, a polars DataFrame or a pandas "
         f"DataFrame (anything with __arrow_c_stream__), got {type(data).__name__}"
     )
+
+
+def _decimals_as_text(df: Any) -> Any:
+    """A DataFrame whose object columns of ``decimal.Decimal`` values hold
+    their text instead (nulls kept). pyarrow infers a decimal type by
+    inspecting every Python object, about 8x slower than ``str``; the core
+    reads the text exactly (``"12.50"``), as it reads a dict's Decimal."""
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    if not df.columns.is_unique:
+        return df
+    cols = [
+        c
+        for c, t in df.dtypes.items()
+        if t == object and pd.api.types.infer_dtype(df[c], skipna=True) == "decimal"
+    ]
+    if not cols:
+        return df
+    df = df.copy(deep=False)
+    for c in cols:
+        df[c] = df[c].map(str, na_action="ignore")
+    return df
 
 
 def _is_table(data: Any) -> bool:
