@@ -31,6 +31,25 @@ type Ids<V> = HashMap<Arc<str>, V, IdHash>;
 struct Entry {
     state: CustomerState,
     view: Customer,
+    /// The tier review's due time for a `tier_since` (time-zone arithmetic,
+    /// so kept until `tier_since` changes).
+    review: ReviewDue,
+    /// The view's last rebuild failed: it is older than the state.
+    stale: bool,
+}
+
+/// (`tier_since`, the review due then)
+type ReviewDue = Option<(DateTime<Utc>, Option<DateTime<Utc>>)>;
+
+impl Entry {
+    fn new(state: CustomerState, view: Customer) -> Entry {
+        Entry {
+            state,
+            view,
+            review: None,
+            stale: false,
+        }
+    }
 }
 
 /// Totals of a replay.
@@ -64,13 +83,34 @@ pub struct ReplayStats {
     pub parallel: bool,
 }
 
-impl ReplayStats {
+/// Adds outcomes up into `ReplayStats`, with the points per rule kept by
+/// rule index until `finish`.
+struct Tally<'a> {
+    stats: ReplayStats,
+    rules: &'a [crate::ir::RuleIr],
+    /// The spendable kind's name.
+    points: &'a str,
+    /// Points per rule (None: no award of the spendable kind yet).
+    by_rule: Vec<Option<Decimal>>,
+}
+
+impl<'a> Tally<'a> {
+    fn new(ir: &'a ProgramIr) -> Tally<'a> {
+        Tally {
+            stats: ReplayStats::default(),
+            rules: &ir.rules,
+            points: "points",
+            by_rule: vec![None; ir.rules.len()],
+        }
+    }
+
     fn add(&mut self, o: &Outcome) {
-        self.events += 1;
+        let stats = &mut self.stats;
+        stats.events += 1;
         match o.status {
-            Some(Status::Duplicate) => self.duplicates += 1,
-            Some(Status::Rejected) => self.rejected += 1,
-            _ => self.applied += 1,
+            Some(Status::Duplicate) => stats.duplicates += 1,
+            Some(Status::Rejected) => stats.rejected += 1,
+            _ => stats.applied += 1,
         }
         for e in &o.effects {
             if let Effect::Award {
@@ -80,30 +120,57 @@ impl ReplayStats {
                 rule, kind, points, ..
             } = e
             {
-                if &**kind != "points" {
+                if **kind != *self.points {
                     continue;
                 }
                 if points.is_sign_negative() {
-                    self.points_deducted -= *points;
+                    stats.points_deducted -= *points;
                 } else {
-                    self.points_issued += *points;
+                    add_dec(&mut stats.points_issued, *points);
                 }
-                match self.per_rule.iter_mut().find(|(r, _)| **r == **rule) {
-                    Some((_, p)) => *p += *points,
-                    None => self.per_rule.push((rule.to_string(), *points)),
+                let slot = self
+                    .rules
+                    .iter()
+                    .position(|r| Arc::ptr_eq(&r.name, rule))
+                    .or_else(|| self.rules.iter().position(|r| r.name == *rule))
+                    .and_then(|i| self.by_rule.get_mut(i));
+                match slot {
+                    Some(Some(p)) => add_dec(p, *points),
+                    Some(slot) => *slot = Some(*points),
+                    None => match stats.per_rule.iter_mut().find(|(r, _)| **r == **rule) {
+                        Some((_, p)) => *p += *points,
+                        None => stats.per_rule.push((rule.to_string(), *points)),
+                    },
                 }
             }
         }
         for l in &o.ledger {
             match l {
-                LedgerEntry::Expired { points, .. } => self.points_expired += *points,
-                LedgerEntry::Redeemed { points, .. } => self.points_redeemed += *points,
-                LedgerEntry::Reversed { points, .. } => self.points_reversed += *points,
+                LedgerEntry::Expired { points, .. } => stats.points_expired += *points,
+                LedgerEntry::Redeemed { points, .. } => stats.points_redeemed += *points,
+                LedgerEntry::Reversed { points, .. } => stats.points_reversed += *points,
                 _ => {}
             }
         }
     }
 
+    /// The totals, the program's rules first in program order (as `sort`
+    /// puts them).
+    fn finish(self) -> ReplayStats {
+        let mut stats = self.stats;
+        let others = std::mem::take(&mut stats.per_rule);
+        stats.per_rule = self
+            .rules
+            .iter()
+            .zip(self.by_rule)
+            .filter_map(|(r, p)| p.map(|p| (r.name.to_string(), p)))
+            .collect();
+        stats.per_rule.extend(others);
+        stats
+    }
+}
+
+impl ReplayStats {
     /// Add another part's totals (then `sort`).
     fn merge(&mut self, o: ReplayStats) {
         self.parallel |= o.parallel;
@@ -153,6 +220,20 @@ pub struct Engine {
     /// A new customer's state and view, made once (None if the program's
     /// customer attributes need values: then each new customer is checked).
     blank: Option<Entry>,
+    /// Vectors reused from event to event (empty between events).
+    buf: eval::Buffers,
+    transfers: Vec<Transfer>,
+    earned: Earned,
+}
+
+/// What the event being committed earned, gathered before it is stored as
+/// an `EventAwards` (with vectors of the exact size).
+#[derive(Default)]
+struct Earned {
+    lots: Vec<u64>,
+    /// (rule index, points)
+    by_rule: Vec<(usize, Decimal)>,
+    kinds: Vec<(Arc<str>, Decimal)>,
 }
 
 struct Transfer {
@@ -176,9 +257,7 @@ impl Engine {
             })
             .collect::<Vec<_>>();
         let st = new_state(&program.inner.ir, "");
-        let blank = view_of(&program, &st)
-            .ok()
-            .map(|view| Entry { state: st, view });
+        let blank = view_of(&program, &st).ok().map(|view| Entry::new(st, view));
         Engine {
             program,
             customers: Ids::default(),
@@ -186,6 +265,9 @@ impl Engine {
             budgets,
             clock: None,
             blank,
+            buf: eval::Buffers::default(),
+            transfers: Vec::new(),
+            earned: Earned::default(),
         }
     }
 
@@ -203,7 +285,7 @@ impl Engine {
             let st = align(&e.program.inner.ir, st);
             let view = view_of(&e.program, &st)?;
             e.customers
-                .insert(Arc::from(st.id.as_str()), Entry { state: st, view });
+                .insert(Arc::from(st.id.as_str()), Entry::new(st, view));
         }
         Ok(e)
     }
@@ -277,7 +359,7 @@ impl Engine {
             }
         }
         let view = view_of(&self.program, &st)?;
-        self.customers.insert(id, Entry { state: st, view });
+        self.customers.insert(id, Entry::new(st, view));
         Ok(())
     }
 
@@ -290,10 +372,20 @@ impl Engine {
     /// Process one event: apply its effects to the customers' states.
     /// A duplicate id or a late event changes nothing (see `Outcome::status`).
     pub fn process(&mut self, event: &Event) -> Outcome {
-        let mut transfers = Vec::new();
+        let mut transfers = std::mem::take(&mut self.transfers);
         let out = self.process_one(event, false, &mut transfers);
-        self.deliver(event, transfers);
+        self.deliver(event, &mut transfers);
+        self.transfers = transfers;
         out
+    }
+
+    /// Give an outcome's effects vector back for the next event's outcome.
+    fn recycle(&mut self, o: Outcome) {
+        if o.effects.capacity() > self.buf.effects.capacity() {
+            let mut v = o.effects;
+            v.clear();
+            self.buf.effects = v;
+        }
     }
 
     /// What `process` would do, without changing anything (a dry run with
@@ -306,15 +398,12 @@ impl Engine {
             gross: self.gross.clone(),
             clock: self.clock,
             blank: self.blank.clone(),
+            buf: eval::Buffers::default(),
+            transfers: Vec::new(),
+            earned: Earned::default(),
         };
         if let Some(e) = self.customers.get(&event.customer) {
-            scratch.customers.insert(
-                event.customer.clone(),
-                Entry {
-                    state: e.state.clone(),
-                    view: e.view.clone(),
-                },
-            );
+            scratch.customers.insert(event.customer.clone(), e.clone());
         }
         let mut transfers = Vec::new();
         scratch.process_one(event, true, &mut transfers)
@@ -331,7 +420,7 @@ impl Engine {
         for id in ids {
             if let Some(e) = self.customers.get_mut(&id) {
                 let before = e.state.tier.clone();
-                advance_customer(ir, &mut e.state, &id, t, &mut ledger);
+                advance_customer(ir, &mut e.state, &mut e.review, &id, t, &mut ledger);
                 refresh_view(&self.program, e);
                 if e.state.tier != before {
                     changed.push((
@@ -374,7 +463,7 @@ impl Engine {
                         fields: Vec::new(),
                     });
                 if let Some(d) = derived {
-                    self.deliver(&d, transfers);
+                    self.deliver(&d, &mut transfers);
                 }
             }
         }
@@ -388,12 +477,29 @@ impl Engine {
         I: IntoIterator<Item = Event>,
         F: FnMut(&Outcome),
     {
-        let mut stats = ReplayStats::default();
+        self.replay_owned(events, |o| {
+            each(&o);
+            Some(o)
+        })
+    }
+
+    /// Process events in order, giving `keep` every outcome (it hands back
+    /// those it does not keep, whose vectors the next events reuse).
+    fn replay_owned<I, F>(&mut self, events: I, mut keep: F) -> ReplayStats
+    where
+        I: IntoIterator<Item = Event>,
+        F: FnMut(Outcome) -> Option<Outcome>,
+    {
+        let program = self.program.clone();
+        let mut tally = Tally::new(&program.inner.ir);
         for ev in events {
             let o = self.process(&ev);
-            stats.add(&o);
-            each(&o);
+            tally.add(&o);
+            if let Some(o) = keep(o) {
+                self.recycle(o);
+            }
         }
+        let mut stats = tally.finish();
         stats.sort(&self.program);
         stats
     }
@@ -411,7 +517,8 @@ impl Engine {
         reader: R,
         mut each: F,
     ) -> Result<ReplayStats, Error> {
-        let mut stats = ReplayStats::default();
+        let program = self.program.clone();
+        let mut tally = Tally::new(&program.inner.ir);
         for (i, line) in reader.lines().enumerate() {
             let line = line.map_err(|e| {
                 Error::input(
@@ -426,10 +533,12 @@ impl Engine {
             match self.program.event_from_json(&line) {
                 Ok(ev) => {
                     let o = self.process(&ev);
-                    stats.add(&o);
+                    tally.add(&o);
                     each(&o);
+                    self.recycle(o);
                 }
                 Err(e) => {
+                    let stats = &mut tally.stats;
                     stats.invalid += 1;
                     if stats.errors.len() < 100 {
                         stats.errors.push(format!("line {}: {e}", i + 1));
@@ -437,6 +546,7 @@ impl Engine {
                 }
             }
         }
+        let mut stats = tally.finish();
         stats.sort(&self.program);
         Ok(stats)
     }
@@ -579,6 +689,9 @@ impl Engine {
                 gross: vec![(Decimal::ZERO, 0); initial_budgets.len()],
                 clock: self.clock,
                 blank: self.blank.clone(),
+                buf: eval::Buffers::default(),
+                transfers: Vec::new(),
+                earned: Earned::default(),
             })
             .collect();
         for (id, e) in std::mem::take(&mut self.customers) {
@@ -586,9 +699,10 @@ impl Engine {
             engines[p as usize].customers.insert(id, e);
         }
         let part = &part;
-        // (outcomes, totals, an award crossed partitions, the partition's
-        // customers as they were); a panic goes on as on one thread
-        type Part = (Vec<Outcome>, ReplayStats, bool, Ids<Entry>);
+        // (outcomes, totals, an award crossed partitions, the customers the
+        // partition changed as they were before: None if new); a panic goes
+        // on as on one thread
+        type Part = (Vec<Outcome>, ReplayStats, bool, Ids<Option<Entry>>);
         let results: Vec<Part> = std::thread::scope(|s| {
             let handles: Vec<_> = engines
                 .iter_mut()
@@ -597,24 +711,28 @@ impl Engine {
                 .map(|(p, (eng, evs))| {
                     s.spawn(move || {
                         // kept in case the replay must start over on one
-                        // thread (copied here, in parallel)
-                        let saved = eng.customers.clone();
+                        // thread: each customer as it was before the
+                        // partition first changed it
+                        let mut saved: Ids<Option<Entry>> = Ids::default();
                         let mut outs = Vec::with_capacity(evs.len());
-                        let mut stats = ReplayStats::default();
+                        let program = eng.program.clone();
+                        let mut tally = Tally::new(&program.inner.ir);
                         let mut crossed = false;
+                        let mut transfers = Vec::new();
                         for ev in evs {
-                            let mut transfers = Vec::new();
+                            save_entry(&mut saved, &eng.customers, &ev.customer);
                             let o = eng.process_one(ev, false, &mut transfers);
                             for t in &transfers {
                                 if part.get(&t.to).is_none_or(|&tp| tp as usize != p) {
                                     crossed = true;
                                 }
+                                save_entry(&mut saved, &eng.customers, &t.to);
                             }
-                            eng.deliver(ev, transfers);
-                            stats.add(&o);
+                            eng.deliver(ev, &mut transfers);
+                            tally.add(&o);
                             outs.push(o);
                         }
-                        (outs, stats, crossed, saved)
+                        (outs, tally.finish(), crossed, saved)
                     })
                 })
                 .collect();
@@ -651,8 +769,15 @@ impl Engine {
         if crossed || over_budget {
             // Put the initial states back and replay on one thread.
             self.customers = Ids::default();
-            for (_, _, _, saved) in results {
-                self.customers.extend(saved);
+            for (eng, (_, _, _, saved)) in engines.iter_mut().zip(results) {
+                let mut customers = std::mem::take(&mut eng.customers);
+                for (id, before) in saved {
+                    match before {
+                        Some(e) => customers.insert(id, e),
+                        None => customers.remove(&id),
+                    };
+                }
+                self.customers.extend(customers);
             }
             self.budgets = initial_budgets;
             let mut iters: Vec<_> = parts.into_iter().map(Vec::into_iter).collect();
@@ -662,6 +787,13 @@ impl Engine {
                 .collect();
             return self.replay_collect(evs);
         }
+        // The events are no longer needed: freeing them is a fair share of
+        // a replay, so it is done in parallel too.
+        std::thread::scope(|s| {
+            for evs in parts {
+                s.spawn(move || drop(evs));
+            }
+        });
         // Merge: customers, budgets (sum of deltas), clock, outcomes in input order.
         let mut merged_budgets = initial_budgets.clone();
         for eng in &engines {
@@ -707,13 +839,19 @@ impl Engine {
     }
     fn replay_collect(&mut self, events: Vec<Event>) -> (Vec<Outcome>, ReplayStats) {
         let mut outs = Vec::with_capacity(events.len());
-        let stats = self.replay_with(events, |o| outs.push(o.clone()));
+        let stats = self.replay_owned(events, |o| {
+            outs.push(o);
+            None
+        });
         (outs, stats)
     }
 
     /// Apply awards and rewards for other customers (referrers).
-    fn deliver(&mut self, event: &Event, transfers: Vec<Transfer>) {
-        for t in transfers {
+    fn deliver(&mut self, event: &Event, transfers: &mut Vec<Transfer>) {
+        if transfers.is_empty() {
+            return;
+        }
+        for t in transfers.drain(..) {
             let ir = &self.program.inner.ir;
             if !self.customers.contains_key(&t.to) {
                 match new_entry(&self.program, &self.blank, &t.to) {
@@ -729,7 +867,7 @@ impl Engine {
             let rule = &ir.rules[t.rule as usize];
             match &t.effect {
                 Effect::Award { kind, points, .. } => {
-                    let k = ir.kinds.iter().position(|x| **x == **kind).unwrap_or(0);
+                    let k = kind_index(ir, kind);
                     credit(
                         ir,
                         &mut e.state,
@@ -795,7 +933,7 @@ impl Engine {
             ],
         };
         let entry = self.customers.get(id)?;
-        let (o2, fired2) = eval::run_with(
+        let o2 = eval::run_with(
             c,
             &derived,
             &entry.view,
@@ -804,6 +942,7 @@ impl Engine {
                 customer: &entry.state,
                 budgets: &self.budgets,
             }),
+            &mut self.buf,
         );
         let entry = self.customers.get_mut(id)?;
         let mut ledger = Vec::new();
@@ -815,11 +954,20 @@ impl Engine {
             &mut self.gross,
             &derived,
             &o2,
-            &fired2,
+            &self.buf.fired,
+            &mut self.earned,
             transfers,
             &mut ledger,
             &mut notes,
         );
+        if o2
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetAttribute { .. }))
+        {
+            // the profile changed and the view was not rebuilt
+            entry.stale = true;
+        }
         refresh_view(&self.program, entry);
         let mut o2 = o2;
         o2.ledger.extend(ledger);
@@ -894,7 +1042,14 @@ impl Engine {
         // also runs the `tier_change` rules
         let tier_before = entry.state.tier.clone();
         let st = &mut entry.state;
-        advance_customer(ir, st, id, event.time, &mut ledger_entries);
+        advance_customer(
+            ir,
+            st,
+            &mut entry.review,
+            id,
+            event.time,
+            &mut ledger_entries,
+        );
         // history includes the current event
         record_history(ir, st, event);
         if ev_name == "redemption" {
@@ -929,7 +1084,7 @@ impl Engine {
             }
         }
         refresh_view(&program, entry);
-        let (mut out, fired) = eval::run_with(
+        let mut out = eval::run_with(
             c,
             event,
             &entry.view,
@@ -938,6 +1093,7 @@ impl Engine {
                 customer: &entry.state,
                 budgets: &self.budgets,
             }),
+            &mut self.buf,
         );
         let profile_before = entry.state.profile.len();
         let mut notes = Vec::new();
@@ -948,7 +1104,8 @@ impl Engine {
             &mut self.gross,
             event,
             &out,
-            &fired,
+            &self.buf.fired,
+            &mut self.earned,
             transfers,
             &mut ledger_entries,
             &mut notes,
@@ -962,8 +1119,12 @@ impl Engine {
                 .any(|e| matches!(e, Effect::SetAttribute { .. }))
         {
             // `set customer.x` effects: later events must see them
-            if let Ok(v) = view_of(&program, &entry.state) {
-                entry.view = v;
+            match view_of(&program, &entry.state) {
+                Ok(v) => {
+                    entry.view = v;
+                    entry.stale = false;
+                }
+                Err(_) => entry.stale = true,
             }
         }
         refresh_view(&program, entry);
@@ -1153,7 +1314,7 @@ fn new_entry(program: &Program, blank: &Option<Entry>, id: &Arc<str>) -> Result<
         None => {
             let state = new_state(&program.inner.ir, id);
             let view = view_of(program, &state)?;
-            Ok(Entry { state, view })
+            Ok(Entry::new(state, view))
         }
     }
 }
@@ -1197,8 +1358,26 @@ fn refresh_view(program: &Program, e: &mut Entry) {
         _ => false,
     };
     if tier_now != tier_view || !tags_same {
-        if let Ok(v) = view_of(program, &e.state) {
-            e.view = v;
+        // Only the tier changed, to a tier the rebuild would find (as the
+        // customer decoder does, ignoring case): set just that field.
+        let tier_only = tags_same
+            && !e.stale
+            && e.view.fields.len() > CU_TIER
+            && match (tier_now, &e.state.tier) {
+                (Some(i), Some(name)) => {
+                    ir.tiers.iter().position(|t| t.eq_ignore_ascii_case(name)) == Some(i)
+                }
+                _ => false,
+            };
+        match tier_now {
+            Some(i) if tier_only => e.view.fields[CU_TIER] = Value::Tier(i as u16),
+            _ => match view_of(program, &e.state) {
+                Ok(v) => {
+                    e.view = v;
+                    e.stale = false;
+                }
+                Err(_) => e.stale = true,
+            },
         }
     }
     if e.view.fields.len() > 4 {
@@ -1210,6 +1389,7 @@ fn refresh_view(program: &Program, e: &mut Entry) {
 fn advance_customer(
     ir: &ProgramIr,
     st: &mut CustomerState,
+    review: &mut ReviewDue,
     id: &Arc<str>,
     now: DateTime<Utc>,
     out: &mut Vec<LedgerEntry>,
@@ -1224,7 +1404,15 @@ fn advance_customer(
         let (Some(cur), Some(since)) = (st.tier.clone(), st.tier_since) else {
             return;
         };
-        let Some(due) = history::add_period(since, ir.tz, n, unit) else {
+        let due = match *review {
+            Some((s, due)) if s == since => due,
+            _ => {
+                let due = history::add_period(since, ir.tz, n, unit);
+                *review = Some((since, due));
+                due
+            }
+        };
+        let Some(due) = due else {
             return;
         };
         if due > now {
@@ -1439,11 +1627,24 @@ fn credit(
     Some(st.next_lot - 1)
 }
 
-fn rule_index(ir: &ProgramIr, name: &Arc<str>) -> Option<usize> {
-    ir.rules
+/// The rule named `name`, looked for among the rules that fired first
+/// (rule names are unique; effects share the rule's name).
+fn rule_index(ir: &ProgramIr, fired: &[u32], name: &Arc<str>) -> Option<usize> {
+    fired
         .iter()
-        .position(|r| Arc::ptr_eq(&r.name, name))
+        .map(|&i| i as usize)
+        .find(|&i| ir.rules.get(i).is_some_and(|r| Arc::ptr_eq(&r.name, name)))
+        .or_else(|| ir.rules.iter().position(|r| Arc::ptr_eq(&r.name, name)))
         .or_else(|| ir.rules.iter().position(|r| r.name == *name))
+}
+
+/// The index of a point kind (0, the spendable kind, if unknown).
+fn kind_index(ir: &ProgramIr, kind: &Arc<str>) -> usize {
+    ir.kinds
+        .iter()
+        .position(|x| Arc::ptr_eq(x, kind))
+        .or_else(|| ir.kinds.iter().position(|x| **x == **kind))
+        .unwrap_or(0)
 }
 
 /// Apply a rule evaluation's effects to the customer's state.
@@ -1456,6 +1657,7 @@ fn commit(
     event: &Event,
     out: &Outcome,
     fired: &[u32],
+    earned: &mut Earned,
     transfers: &mut Vec<Transfer>,
     ledger_out: &mut Vec<LedgerEntry>,
     notes: &mut Vec<crate::outcome::RuleError>,
@@ -1463,22 +1665,10 @@ fn commit(
     let today = event.local.date;
     let own = |c: &Arc<str>| Arc::ptr_eq(c, &event.customer) || *c == event.customer;
     let mut times = LotTimes::default();
-    let mut record = EventAwards {
-        event: event.id.clone(),
-        amount: ir.events[event.ty as usize]
-            .primary
-            .and_then(|p| match event.fields.get(p) {
-                Some(Value::Num(d)) => Some(*d),
-                _ => None,
-            })
-            .unwrap_or_default(),
-        refunded: Decimal::ZERO,
-        points: Decimal::ZERO,
-        reversed: Decimal::ZERO,
-        lots: Vec::new(),
-        by_rule: Vec::new(),
-        kinds: Vec::new(),
-    };
+    earned.lots.clear();
+    earned.by_rule.clear();
+    earned.kinds.clear();
+    let mut record_points = Decimal::ZERO;
     for e in &out.effects {
         match e {
             Effect::Award {
@@ -1495,10 +1685,10 @@ fn commit(
                 points,
                 ..
             } => {
-                let Some(ri) = rule_index(ir, rule) else {
+                let Some(ri) = rule_index(ir, fired, rule) else {
                     continue;
                 };
-                let k = ir.kinds.iter().position(|x| **x == **kind).unwrap_or(0);
+                let k = kind_index(ir, kind);
                 if !own(customer) {
                     transfers.push(Transfer {
                         to: customer.clone(),
@@ -1517,21 +1707,21 @@ fn commit(
                 let r = &ir.rules[ri];
                 if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points, &mut times)
                 {
-                    record.lots.push(lot);
-                    record.points += *points;
-                    match record.by_rule.iter_mut().find(|(n, _)| **n == *r.name) {
-                        Some((_, p)) => *p += *points,
-                        None => record.by_rule.push((r.name.clone(), *points)),
+                    earned.lots.push(lot);
+                    add_dec(&mut record_points, *points);
+                    match earned.by_rule.iter_mut().find(|(n, _)| *n == ri) {
+                        Some((_, p)) => add_dec(p, *points),
+                        None => earned.by_rule.push((ri, *points)),
                     }
                 } else if k != 0 && points.is_sign_positive() {
-                    match record.kinds.iter_mut().find(|(n, _)| **n == **kind) {
+                    match earned.kinds.iter_mut().find(|(n, _)| **n == **kind) {
                         Some((_, p)) => *p += *points,
-                        None => record.kinds.push((kind.clone(), *points)),
+                        None => earned.kinds.push((kind.clone(), *points)),
                     }
                 }
                 if k == 0 {
-                    budgets[ri].points += *points;
-                    gross[ri].0 += (*points).max(Decimal::ZERO);
+                    add_dec(&mut budgets[ri].points, *points);
+                    add_dec(&mut gross[ri].0, (*points).max(Decimal::ZERO));
                 }
                 if points.is_sign_positive() {
                     // rule point caps
@@ -1544,7 +1734,7 @@ fn commit(
                                 if *lk as usize == k {
                                     if let Some(pc) = c.limits.get_mut(li) {
                                         roll(pc, *period, today);
-                                        pc.points += *points;
+                                        add_dec(&mut pc.points, *points);
                                     }
                                 }
                             }
@@ -1555,7 +1745,7 @@ fn commit(
                         if cap.kind as usize == k {
                             if let Some(pc) = st.caps.get_mut(ci) {
                                 roll(pc, Some(cap.period), today);
-                                pc.points += *points;
+                                add_dec(&mut pc.points, *points);
                             }
                         }
                     }
@@ -1572,7 +1762,7 @@ fn commit(
                         at: event.time,
                         event: event.id.clone(),
                     });
-                } else if let Some(ri) = rule_index(ir, rule) {
+                } else if let Some(ri) = rule_index(ir, fired, rule) {
                     transfers.push(Transfer {
                         to: customer.clone(),
                         effect: e.clone(),
@@ -1674,8 +1864,31 @@ fn commit(
             g.1 += 1;
         }
     }
-    if !record.lots.is_empty() && record.amount > Decimal::ZERO && &*event.type_name == "purchase" {
-        st.awards.push(record);
+    if earned.lots.is_empty() || &*event.type_name != "purchase" {
+        return;
+    }
+    let amount = ir.events[event.ty as usize]
+        .primary
+        .and_then(|p| match event.fields.get(p) {
+            Some(Value::Num(d)) => Some(*d),
+            _ => None,
+        })
+        .unwrap_or_default();
+    if amount > Decimal::ZERO {
+        st.awards.push(EventAwards {
+            event: event.id.clone(),
+            amount,
+            refunded: Decimal::ZERO,
+            points: record_points,
+            reversed: Decimal::ZERO,
+            lots: earned.lots.clone(),
+            by_rule: earned
+                .by_rule
+                .iter()
+                .map(|&(ri, p)| (ir.rules[ri].name.clone(), p))
+                .collect(),
+            kinds: earned.kinds.clone(),
+        });
     }
 }
 
@@ -1779,6 +1992,13 @@ fn refund(
                 );
             }
         }
+    }
+}
+
+/// Keep customer `id` as it is now (None: not there), unless kept already.
+fn save_entry(saved: &mut Ids<Option<Entry>>, customers: &Ids<Entry>, id: &Arc<str>) {
+    if !saved.contains_key(id) {
+        saved.insert(id.clone(), customers.get(id).cloned());
     }
 }
 

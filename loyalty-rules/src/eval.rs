@@ -689,34 +689,58 @@ pub(crate) fn matching<'a>(
 
 /// Evaluate every rule for `event`'s type against `customer`.
 pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: bool) -> Outcome {
-    run_with(c, event, customer, explain, None).0
+    run_with(c, event, customer, explain, None, &mut Buffers::default())
+}
+
+/// Vectors a stateful caller (the engine) keeps between evaluations, so
+/// that evaluating an event does not allocate them afresh.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    /// Out: the indexes of the rules that fired, in order.
+    pub fired: Vec<u32>,
+    /// In: an empty vector whose capacity the outcome's effects take over.
+    pub effects: Vec<Effect>,
+    /// The program caps' usage during the evaluation.
+    caps: Vec<Decimal>,
 }
 
 /// Evaluate with the customer's state (limits, caps, budgets, history).
-/// Also returns the indexes of the rules that fired, in order.
+/// Also leaves the indexes of the rules that fired, in order, in
+/// `buf.fired`.
 pub(crate) fn run_with<'a>(
     c: &'a Compiled,
     event: &'a Event,
     customer: &'a Customer,
     explain: bool,
     st: Option<StateCtx<'a>>,
-) -> (Outcome, Vec<u32>) {
+    buf: &mut Buffers,
+) -> Outcome {
     let ir = &c.ir;
     let ev = Evaluator { ir };
+    let mut effects = std::mem::take(&mut buf.effects);
+    effects.clear();
     let mut out = Outcome {
         event: event.id.clone(),
         event_type: event.type_name.clone(),
         customer: event.customer.clone(),
         points: Decimal::ZERO,
-        effects: Vec::new(),
+        effects,
         errors: Vec::new(),
         explanation: if explain { Some(Vec::new()) } else { None },
         status: None,
         reason: None,
         ledger: Vec::new(),
     };
-    let mut fired_rules: Vec<u32> = Vec::new();
-    let mut cx = Ctx::new(event, customer, st, ir.caps.len());
+    let fired_rules = &mut buf.fired;
+    fired_rules.clear();
+    let mut cx = Ctx::new(event, customer, st, 0);
+    if st.is_some() && !ir.caps.is_empty() {
+        // as `Ctx::new` would make it, in the caller's vector
+        let mut caps = std::mem::take(&mut buf.caps);
+        caps.clear();
+        caps.resize(ir.caps.len(), Decimal::ZERO);
+        cx.cap_used = caps;
+    }
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
     let mut stopped_by: Option<&Arc<str>> = None;
     // group index -> the rule that took it (on the stack for up to 8 groups)
@@ -934,7 +958,8 @@ pub(crate) fn run_with<'a>(
         ex.retain(|e| seen.insert(e.rule.clone()));
         ex.sort_by_key(|e| pos(&e.rule));
     }
-    (out, fired_rules)
+    buf.caps = cx.cap_used;
+    out
 }
 
 /// Whether a quick look shows the rule cannot fire now: outside its dates,

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::outcome::LedgerEntry;
-use crate::state::{CustomerState, Lot};
+use crate::state::{add_dec, CustomerState, Lot};
 
 fn is_pending(l: &Lot, now: DateTime<Utc>) -> bool {
     l.pending_until.is_some_and(|p| p > now)
@@ -40,11 +40,11 @@ pub(crate) fn recompute_due(st: &mut CustomerState) {
 /// Add a lot of `points` (> 0).
 pub(crate) fn earn(st: &mut CustomerState, mut lot: Lot, now: DateTime<Utc>) {
     let p = lot.points;
-    st.balances.lifetime_earned += p;
+    add_dec(&mut st.balances.lifetime_earned, p);
     lot.id = st.next_lot;
     st.next_lot += 1;
     if is_pending(&lot, now) {
-        st.balances.pending += p;
+        add_dec(&mut st.balances.pending, p);
     } else {
         lot.pending_until = None;
         make_available(st, &mut lot);
@@ -58,7 +58,7 @@ pub(crate) fn earn(st: &mut CustomerState, mut lot: Lot, now: DateTime<Utc>) {
 /// Move a lot's points into `available`, paying off any debt first.
 fn make_available(st: &mut CustomerState, lot: &mut Lot) {
     let before = st.balances.available;
-    st.balances.available += lot.remaining;
+    add_dec(&mut st.balances.available, lot.remaining);
     if before.is_sign_negative() {
         lot.remaining = st.balances.available.max(Decimal::ZERO);
     }
