@@ -1502,6 +1502,9 @@ pub(crate) fn unquote_span(span: Span, source: &str) -> String {
         .strip_prefix('"')
         .and_then(|r| r.strip_suffix('"'))
         .unwrap_or(raw);
+    if !inner.contains('\\') {
+        return inner.to_string();
+    }
     let mut text = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
