@@ -3,6 +3,7 @@
 //! an error so a program with three mistakes gets three diagnostics.
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -80,7 +81,7 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
         );
         return None;
     }
-    let mut names: HashMap<String, Span> = HashMap::new();
+    let mut names: HashMap<String, Span> = HashMap::with_capacity(rules.len());
     let mut pending_multiply: Vec<(usize, usize, Name)> = Vec::new();
     for r in rules {
         let name = match (&r.name, &r.trigger) {
@@ -88,19 +89,21 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
             _ => oneliner_name(c.sink.source, r.span),
         };
         let name_span = r.name.as_ref().map_or(r.span, |n| n.span);
-        let key = name.to_lowercase();
-        if let Some(prev) = names.get(&key) {
-            let (line, _) = crate::error::line_col(c.sink.source, prev.start as usize);
-            c.sink.error(
-                ErrorKind::Duplicate,
-                name_span,
-                format!("there is already a rule named \"{name}\""),
-                Some(format!(
-                    "the first one is on line {line}; give each rule its own name"
-                )),
-            );
-        } else {
-            names.insert(key, name_span);
+        match names.entry(name.to_lowercase()) {
+            Entry::Occupied(prev) => {
+                let (line, _) = crate::error::line_col(c.sink.source, prev.get().start as usize);
+                c.sink.error(
+                    ErrorKind::Duplicate,
+                    name_span,
+                    format!("there is already a rule named \"{name}\""),
+                    Some(format!(
+                        "the first one is on line {line}; give each rule its own name"
+                    )),
+                );
+            }
+            Entry::Vacant(v) => {
+                v.insert(name_span);
+            }
         }
         if let Some(ir) = c.rule(r, name, &mut pending_multiply) {
             c.ir.rules.push(ir);
@@ -745,7 +748,8 @@ impl Checker<'_, '_> {
         let mut group = None;
         let mut stop = false;
         let mut effects = Vec::new();
-        let mut seen = HashMap::new();
+        // `active`, `group`, `priority` already written in this rule.
+        let mut seen = [false; 3];
         let mut is_multiplier = false;
         let mut has_award = false;
         let mut limits = Vec::new();
@@ -759,7 +763,7 @@ impl Checker<'_, '_> {
                     conds.push(n);
                 }
                 Clause::Active { from, to, span } => {
-                    if seen.insert("active", *span).is_some() {
+                    if std::mem::replace(&mut seen[0], true) {
                         self.sink.error(
                             ErrorKind::InvalidRule,
                             *span,
@@ -780,7 +784,7 @@ impl Checker<'_, '_> {
                     active = (*from, *to);
                 }
                 Clause::Group { best, name } => {
-                    if seen.insert("group", name.span).is_some() {
+                    if std::mem::replace(&mut seen[1], true) {
                         self.sink.error(
                             ErrorKind::InvalidRule,
                             name.span,
@@ -822,7 +826,7 @@ impl Checker<'_, '_> {
                     group = Some((idx as u16, *best));
                 }
                 Clause::Priority(p, span) => {
-                    if seen.insert("priority", *span).is_some() {
+                    if std::mem::replace(&mut seen[2], true) {
                         self.sink.error(
                             ErrorKind::InvalidRule,
                             *span,

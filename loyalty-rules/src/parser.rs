@@ -108,6 +108,16 @@ pub(crate) fn parse_pest(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
 /// `of`) within one rule. Rejecting deep input before pest sees it keeps the
 /// recursive-descent parser (and everything after it) off the end of the stack.
 fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
+    /// `ident_char`, by byte.
+    const IDENT_CHAR: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = (c as u8).is_ascii_alphanumeric() || c as u8 == b'_';
+            c += 1;
+        }
+        t
+    };
     let bytes = source.as_bytes();
     let mut i = 0;
     let mut brackets = 0usize;
@@ -138,9 +148,10 @@ fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
             b')' | b']' => brackets = brackets.saturating_sub(1),
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
-                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                    i += 1;
-                }
+                i += bytes[i..]
+                    .iter()
+                    .position(|&b| !IDENT_CHAR[b as usize])
+                    .unwrap_or(bytes.len() - i);
                 let w = &bytes[start..i];
                 let is = |k: &[u8]| w.eq_ignore_ascii_case(k);
                 let (resets, nests) = match w.len() {
@@ -1502,6 +1513,9 @@ pub(crate) fn unquote_span(span: Span, source: &str) -> String {
         .strip_prefix('"')
         .and_then(|r| r.strip_suffix('"'))
         .unwrap_or(raw);
+    if !inner.contains('\\') {
+        return inner.to_string();
+    }
     let mut text = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
