@@ -29,6 +29,7 @@ pub(crate) fn parse(source: &str) -> Option<Program> {
         end: 0,
         bail: false,
         wlen: 0,
+        fuel: source.len().saturating_mul(4).saturating_add(4096),
     };
     // A byte order mark at the very start is whitespace to pest.
     if p.b.starts_with("\u{FEFF}".as_bytes()) {
@@ -66,6 +67,11 @@ struct P<'s> {
     bail: bool,
     /// Length of the word at `pos` (0: none), kept by `skip`.
     wlen: usize,
+    /// Operands left to try: backtracking over nested brackets can retry
+    /// the same text exponentially often (found by fuzzing: 89 bytes of
+    /// `IF(IF (` took seconds), so the fast path gives up and pest, with
+    /// its call limit, decides.
+    fuel: usize,
 }
 
 fn is_ident_char(c: u8) -> bool {
@@ -1702,6 +1708,11 @@ impl<'s> P<'s> {
 
     /// `primary`, alternatives in the grammar's order.
     fn primary(&mut self) -> Option<E> {
+        if self.fuel == 0 {
+            self.bail = true;
+            return None;
+        }
+        self.fuel -= 1;
         let c = self.peek()?;
         if c.is_ascii_digit() {
             if let Some(n) = self.date_len() {

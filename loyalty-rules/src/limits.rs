@@ -6,6 +6,12 @@ pub(crate) const MAX_SOURCE_BYTES: usize = 4 * 1024 * 1024;
 pub(crate) const MAX_NESTING: usize = 32;
 /// Deepest expression tree (including left-folded chains like `a + b + c`).
 pub(crate) const MAX_EXPR_DEPTH: usize = 128;
+/// pest's call limit for parsing a program: this many grammar-rule calls,
+/// plus [`PARSER_CALLS_PER_BYTE`] per byte of source (a clean program needs
+/// a few dozen per byte).
+pub(crate) const PARSER_CALLS_FLOOR: usize = 10_000_000;
+/// See [`PARSER_CALLS_FLOOR`].
+pub(crate) const PARSER_CALLS_PER_BYTE: usize = 1_000;
 /// Most rules in one program.
 pub(crate) const MAX_RULES: usize = 20_000;
 /// Most list elements an event may carry in one field (e.g. basket items).

@@ -77,8 +77,26 @@ pub(crate) fn assert_same_as_pest(source: &str, fast: &Program) {
 /// The pest parser and the pairs-to-tree builder: the specification, and
 /// the only source of syntax diagnostics. `parse` checks the limits first.
 pub(crate) fn parse_pest(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
+    // Nested brackets can make the grammar backtrack exponentially (found
+    // by fuzzing: 89 bytes of `IF(IF (` took 13 s). pest's call limit bounds
+    // the work; a clean program needs a few dozen rule calls per byte. The
+    // setting is process-wide: a parse running at the same time on another
+    // thread may use this one's limit, which the floor keeps generous.
+    let calls = limits::PARSER_CALLS_FLOOR
+        .saturating_add(source.len().saturating_mul(limits::PARSER_CALLS_PER_BYTE));
+    pest::set_call_limit(std::num::NonZeroUsize::new(calls));
     let pairs = match Grammar::parse(Rule::program, source) {
         Ok(p) => p,
+        Err(e) if matches!(&e.variant, ErrorVariant::CustomError { message } if message == "call limit reached") =>
+        {
+            sink.error(
+                ErrorKind::Limit,
+                Span::new(0, 0),
+                "the program is too complex to parse: brackets or conditions nest in a way that takes too long to read".to_string(),
+                Some("check for unbalanced or needless parentheses, or split the condition".into()),
+            );
+            return None;
+        }
         Err(e) => {
             report_syntax_error(source, e, sink);
             return None;

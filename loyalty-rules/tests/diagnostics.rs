@@ -180,3 +180,23 @@ fn allowed_nesting_fits_a_small_stack() {
         .unwrap();
     assert_eq!(handle.join().unwrap(), Ok(()));
 }
+
+#[test]
+fn backtracking_text_gets_a_limit_diagnostic() {
+    // Found by fuzzing (fuzz/regressions/format_roundtrip/): nested `IF(`
+    // made the grammar backtrack exponentially, 13 s for these 89 bytes.
+    // pest's call limit stops it with a diagnostic instead of a hang.
+    let src =
+        "IF(IF (IF(IF (((IFF(IF (IF(IF (((IF ((IF noIFF(IF (IF(IF (((IF ((IF no ((IF n ((IF notq n";
+    let diags = check(src);
+    assert_eq!(diags.len(), 1, "{diags:?}");
+    assert_eq!(diags[0].kind, ErrorKind::Limit);
+    assert!(
+        diags[0].message.contains("too complex"),
+        "{}",
+        diags[0].message
+    );
+    // an ordinary syntax error is still reported as one
+    let d = check("IF (purchase > $10 THEN award 1");
+    assert_eq!(d[0].kind, ErrorKind::Syntax, "{d:?}");
+}
