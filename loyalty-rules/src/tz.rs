@@ -10,8 +10,8 @@
 //! ("last Sunday of March at 01:00") with the years they run to. Instants
 //! before the cutoff use the offset in effect at the cutoff: loyalty events
 //! from before 1970 do not exist, and dropping a century of local mean times
-//! and wartime rules is most of what makes the table small (about 25 KB
-//! instead of chrono-tz's 900 KB in a WebAssembly module).
+//! and wartime rules is most of what makes the table small (68.6 KB, 15 KB
+//! gzipped, instead of chrono-tz's ~900 KB in a WebAssembly module).
 //!
 //! [`Tz`] implements [`chrono::TimeZone`] with chrono-tz's resolution of
 //! local times (single, ambiguous in a fold, none in a gap).

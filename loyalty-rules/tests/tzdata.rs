@@ -17,7 +17,7 @@ fn off(tz: chrono_tz::Tz, ts: i64) -> i32 {
     tz.offset_from_utc_datetime(&t).fix().local_minus_utc()
 }
 
-/// (offset at CUTOFF, [(instant, offset from then on)]) by probing daily and
+/// (offset at CUTOFF, [(instant, offset from then on)]) by probing every 12 hours and
 /// bisecting each change to the second.
 fn probe(tz: chrono_tz::Tz) -> (i32, Vec<(i64, i32)>) {
     const STEP: i64 = 86_400 / 2;
