@@ -200,3 +200,58 @@ fn backtracking_text_gets_a_limit_diagnostic() {
     let d = check("IF (purchase > $10 THEN award 1");
     assert_eq!(d[0].kind, ErrorKind::Syntax, "{d:?}");
 }
+
+#[test]
+fn a_large_program_keeps_its_parse_budget_while_small_ones_parse_alongside() {
+    // pest's call limit is one process-wide setting; the budget grows with
+    // the source, and a small parse on another thread must not shrink a
+    // large one's. A program of ~220 KB with a syntax error at its end goes
+    // through pest (the fast path declines) and needs more calls than the
+    // floor allows a small program (checked: with no per-byte allowance it
+    // gets the limit diagnostic).
+    let retail = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/retail/program.rules"
+    ))
+    .unwrap();
+    let body: String = retail
+        .split("\nrule ")
+        .skip(1)
+        .map(|r| format!("\nrule {r}"))
+        .collect();
+    let mut big = retail.clone();
+    for i in 0..100 {
+        big.push_str(&body.replace("rule \"", &format!("rule \"{i} ")));
+    }
+    assert!(big.len() > 200_000, "{}", big.len());
+    big.push_str("\nrule \"broken\"\n  on purchase\n  if purchase.amount >\n  award 1 point\n");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let small = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let d = check("rule \"x\" on purchase if (purchase.amount > award 1 point");
+                assert_eq!(d[0].kind, ErrorKind::Syntax, "{d:?}");
+                n += 1;
+            }
+            n
+        })
+    };
+    for _ in 0..2 {
+        let diags = check(&big);
+        assert!(!diags.is_empty());
+        assert!(
+            diags.iter().all(|d| d.kind != ErrorKind::Limit),
+            "{:?}",
+            &diags[..diags.len().min(3)]
+        );
+        assert!(
+            diags.iter().any(|d| d.kind == ErrorKind::Syntax),
+            "{:?}",
+            &diags[..diags.len().min(3)]
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(small.join().unwrap() > 0);
+}
