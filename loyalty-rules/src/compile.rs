@@ -15,9 +15,37 @@ pub(crate) struct Compiled {
     pub ir: ProgramIr,
     /// For each event type, indexes into `ir.rules` in evaluation order.
     pub by_event: Vec<Box<[u32]>>,
+    /// For each rule (by index into `ir.rules`), what the rule loop checks
+    /// first, kept together so that skipping a rule touches one record.
+    pub quick: Box<[Quick]>,
     pub source: Arc<str>,
     /// Byte offset of each line start, for line/column of explanations.
     line_starts: Vec<usize>,
+}
+
+/// A rule's cheap checks: its active dates, its guard (the predicate's
+/// first test when that is a direct comparison), and whether it has limits
+/// or a budget (then it cannot be ruled out without its state).
+#[derive(Debug)]
+pub(crate) struct Quick {
+    /// First and last active day, as days from the Common Era (inclusive;
+    /// `i32::MIN`/`i32::MAX` when open).
+    pub from: i32,
+    pub to: i32,
+    pub stateful: bool,
+    pub guard: Option<crate::pred::Pred>,
+}
+
+impl Quick {
+    fn of(r: &RuleIr) -> Quick {
+        use chrono::Datelike;
+        Quick {
+            from: r.active.0.map_or(i32::MIN, |d| d.num_days_from_ce()),
+            to: r.active.1.map_or(i32::MAX, |d| d.num_days_from_ce()),
+            stateful: !(r.limits.is_empty() && r.budget.is_none()),
+            guard: r.guard.clone(),
+        }
+    }
 }
 
 impl Compiled {
@@ -35,11 +63,13 @@ impl Compiled {
             // stable: equal priorities keep source order
             list.sort_by_key(|&i| std::cmp::Reverse(ir.rules[i as usize].priority));
         }
+        let quick = ir.rules.iter().map(Quick::of).collect();
         let mut line_starts = vec![0];
         line_starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
         Compiled {
             ir,
             by_event: by_event.into_iter().map(Vec::into_boxed_slice).collect(),
+            quick,
             source: Arc::from(source),
             line_starts,
         }

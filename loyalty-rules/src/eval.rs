@@ -10,7 +10,7 @@ use chrono::{Datelike, NaiveDate, Timelike};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::ast::{Agg, ArithOp, CmpOp, OfFn, Quant, RoundingMode, Span, TextOp};
-use crate::compile::Compiled;
+use crate::compile::{Compiled, Quick};
 use crate::history;
 use crate::input::{to_json, Customer, Event};
 use crate::ir::*;
@@ -748,6 +748,7 @@ pub(crate) fn run_with<'a>(
     let mut deferred: Vec<Deferred<'_>> = Vec::new();
 
     let today = event.local.date;
+    let day = today.num_days_from_ce();
     for &ri in order {
         let rule = &ir.rules[ri as usize];
         // Fast rejection of a rule that cannot fire: the full path below
@@ -757,7 +758,7 @@ pub(crate) fn run_with<'a>(
         if !explain
             && stopped_by.is_none()
             && !matches!(rule.group, Some((_, true)))
-            && cannot_fire(&ev, rule, &mut cx, today)
+            && cannot_fire(&ev, rule, &c.quick[ri as usize], &mut cx, day)
         {
             continue;
         }
@@ -789,7 +790,8 @@ pub(crate) fn run_with<'a>(
                 && stopped_by.is_none()
                 && order.iter().all(|&mi| {
                     let m = &ir.rules[mi as usize];
-                    m.group != rule.group || cannot_fire(&ev, m, &mut cx, today)
+                    m.group != rule.group
+                        || cannot_fire(&ev, m, &c.quick[mi as usize], &mut cx, day)
                 })
             {
                 // no member can fire: the group is decided, with no winner
@@ -966,16 +968,18 @@ pub(crate) fn run_with<'a>(
 /// or (with no limits to check) its condition is false. A true condition or
 /// an error is left to the full path, which tests it again from the same
 /// fuel. Only for evaluations without explanations: it records nothing.
+#[inline(always)]
 fn cannot_fire<'a>(
     ev: &Evaluator<'a>,
     rule: &'a RuleIr,
+    q: &Quick,
     cx: &mut Ctx<'a>,
-    today: NaiveDate,
+    today: i32,
 ) -> bool {
-    if !rule.active_on(today) || rule.guard.as_ref().is_some_and(|g| !g.guard_holds(cx)) {
+    if today < q.from || today > q.to || q.guard.as_ref().is_some_and(|g| !g.guard_holds(cx)) {
         return true;
     }
-    if cx.st.is_some() && !(rule.limits.is_empty() && rule.budget.is_none()) {
+    if q.stateful && cx.st.is_some() {
         return false;
     }
     let Some(pred) = &rule.pred else { return false };

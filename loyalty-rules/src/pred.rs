@@ -61,6 +61,28 @@ pub(crate) enum Pred {
     },
     /// The event's weekday in a set (bit per day, Monday = bit 0).
     Weekday(u8),
+    /// A tier in a set of tiers (bit per tier index), from `is`, `is not`,
+    /// `in [...]`, `not in [...]`: an unset tier answers false either way,
+    /// as the comparison does.
+    Tiers {
+        src: Src,
+        mask: u64,
+        neg: bool,
+    },
+    /// Text equal (`ne`: not equal) to a constant; unset answers false.
+    TextEq {
+        src: Src,
+        k: Box<str>,
+        ne: bool,
+    },
+    /// A number between two number constants (inclusive); unset answers
+    /// false either way.
+    NumBetween {
+        src: Src,
+        lo: Decimal,
+        hi: Decimal,
+        neg: bool,
+    },
     In {
         src: Src,
         list: Box<[Value]>,
@@ -174,6 +196,22 @@ impl Pred {
                     op: *op,
                     k: *k,
                 },
+                (Some(src), Some(Value::Tier(t)))
+                    if matches!(op, CmpOp::Eq | CmpOp::Ne) && *t < 64 =>
+                {
+                    Pred::Tiers {
+                        src,
+                        mask: 1 << t,
+                        neg: *op == CmpOp::Ne,
+                    }
+                }
+                (Some(src), Some(Value::Text(k))) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+                    Pred::TextEq {
+                        src,
+                        k: k.to_string().into_boxed_str(),
+                        ne: *op == CmpOp::Ne,
+                    }
+                }
                 (Some(src), Some(k)) => Pred::Cmp {
                     src,
                     op: *op,
@@ -210,6 +248,22 @@ impl Pred {
                     }
                     Pred::Weekday(if *neg { !mask & 0x7f } else { mask })
                 }
+                (Some(src), Some(Value::List(l)))
+                    if !l.is_empty()
+                        && l.iter().all(|v| matches!(v, Value::Tier(t) if *t < 64)) =>
+                {
+                    let mut mask = 0u64;
+                    for v in l.iter() {
+                        if let Value::Tier(t) = v {
+                            mask |= 1 << t;
+                        }
+                    }
+                    Pred::Tiers {
+                        src,
+                        mask,
+                        neg: *neg,
+                    }
+                }
                 (Some(src), Some(Value::List(l))) => Pred::In {
                     src,
                     list: l.clone().into_boxed_slice(),
@@ -218,6 +272,12 @@ impl Pred {
                 _ => Pred::General(Box::new(n.clone())),
             },
             NodeKind::Between(neg, a, lo, hi) => match (src_of(a), konst(lo), konst(hi)) {
+                (Some(src), Some(Value::Num(lo)), Some(Value::Num(hi))) => Pred::NumBetween {
+                    src,
+                    lo: *lo,
+                    hi: *hi,
+                    neg: *neg,
+                },
                 (Some(src), Some(lo), Some(hi)) => Pred::Between {
                     src,
                     lo: lo.clone(),
@@ -270,14 +330,30 @@ impl Pred {
     /// For a [`guard`](Self::guard): whether it holds (direct, no recursion).
     #[inline]
     pub fn guard_holds(&self, cx: &Ctx<'_>) -> bool {
-        match self {
+        self.leaf(cx).unwrap_or(true)
+    }
+
+    /// For the direct tests (no recursion, no error, no fuel): whether it
+    /// holds, without a call; `None` for every other form.
+    #[inline(always)]
+    fn leaf(&self, cx: &Ctx<'_>) -> Option<bool> {
+        Some(match self {
             Pred::Num { src, op, k } => match read(*src, cx) {
                 V::Num(x) => holds(*op, dec_cmp(&x, k)),
                 _ => false,
             },
+            Pred::Tiers { src, mask, neg } => match read(*src, cx) {
+                V::Tier(t) => (t < 64 && mask & (1 << t) != 0) != *neg,
+                _ => false,
+            },
+            Pred::TextEq { src, k, ne } => match read(*src, cx) {
+                V::Text(x) => (x == &**k) != *ne,
+                _ => false,
+            },
             Pred::Weekday(mask) => mask & (1 << cx.event.local.weekday) != 0,
-            _ => true,
-        }
+            Pred::IsSet { src, neg } => !matches!(read(*src, cx), V::Null) != *neg,
+            _ => return None,
+        })
     }
 
     /// Whether the condition holds: the same answer as `Evaluator::truthy`.
@@ -286,7 +362,11 @@ impl Pred {
             Pred::Const(b) => *b,
             Pred::All(ps) => {
                 for p in ps.iter() {
-                    if !p.test(ev, cx)? {
+                    let holds = match p.leaf(cx) {
+                        Some(b) => b,
+                        None => p.test(ev, cx)?,
+                    };
+                    if !holds {
                         return Ok(false);
                     }
                 }
@@ -294,17 +374,22 @@ impl Pred {
             }
             Pred::Any(ps) => {
                 for p in ps.iter() {
-                    if p.test(ev, cx)? {
+                    let holds = match p.leaf(cx) {
+                        Some(b) => b,
+                        None => p.test(ev, cx)?,
+                    };
+                    if holds {
                         return Ok(true);
                     }
                 }
                 false
             }
             Pred::Not(p) => !p.test(ev, cx)?,
-            Pred::Num { src, op, k } => match read(*src, cx) {
-                V::Num(x) => holds(*op, dec_cmp(&x, k)),
-                _ => false,
-            },
+            Pred::Num { .. }
+            | Pred::Tiers { .. }
+            | Pred::TextEq { .. }
+            | Pred::Weekday(_)
+            | Pred::IsSet { .. } => self.leaf(cx).unwrap_or(false),
             Pred::Cmp { src, op, k } => match cmp_v(read(*src, cx), view(k)) {
                 Some(o) => holds(*op, o),
                 None => false,
@@ -344,7 +429,13 @@ impl Pred {
                 Some(o) => holds(*op, o),
                 None => false,
             },
-            Pred::Weekday(mask) => mask & (1 << cx.event.local.weekday) != 0,
+            Pred::NumBetween { src, lo, hi, neg } => match read(*src, cx) {
+                V::Num(x) => {
+                    (dec_cmp(&x, lo) != Ordering::Less && dec_cmp(&x, hi) != Ordering::Greater)
+                        != *neg
+                }
+                _ => false,
+            },
             Pred::In { src, list, neg } => {
                 let x = read(*src, cx);
                 if matches!(x, V::Null) {
@@ -366,7 +457,6 @@ impl Pred {
                 V::Text(x) => text_test(*op, x, k) != *neg,
                 _ => false,
             },
-            Pred::IsSet { src, neg } => !matches!(read(*src, cx), V::Null) != *neg,
             Pred::Quant {
                 q,
                 depth,
@@ -439,10 +529,42 @@ const POW10: [i128; 10] = [
     1_000_000_000,
 ];
 
-/// `Decimal` ordering, with a fast path when both fit an `i128` at a common
-/// scale (always for money and points); the same order as `Decimal::cmp`.
+const POW10_U64: [u64; 20] = {
+    let mut t = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
+
+/// `Decimal` ordering; the same order as `Decimal::cmp`. Fast paths: two
+/// non-negative values whose mantissas fit 64 bits (money, points, counts)
+/// compare as integers at a common scale; otherwise both fit an `i128` at a
+/// common scale when the scales differ by at most 9.
 #[inline]
 pub(crate) fn dec_cmp(a: &Decimal, b: &Decimal) -> Ordering {
+    let (ra, rb) = (a.serialize(), b.serialize());
+    let word = |r: &[u8; 16], i: usize| u32::from_le_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
+    let (fa, fb) = (word(&ra, 0), word(&rb, 0));
+    const SIGN: u32 = 0x8000_0000;
+    if (fa | fb) & SIGN == 0 && word(&ra, 12) == 0 && word(&rb, 12) == 0 {
+        let lo64 = |r: &[u8; 16]| u64::from(word(r, 4)) | (u64::from(word(r, 8)) << 32);
+        let (ma, mb) = (lo64(&ra), lo64(&rb));
+        let (sa, sb) = ((fa >> 16) & 0xff, (fb >> 16) & 0xff);
+        if sa == sb {
+            return ma.cmp(&mb);
+        }
+        // u64 * 10^k (k < 20) fits a u128
+        if sa < sb {
+            if let Some(&p) = POW10_U64.get((sb - sa) as usize) {
+                return (u128::from(ma) * u128::from(p)).cmp(&u128::from(mb));
+            }
+        } else if let Some(&p) = POW10_U64.get((sa - sb) as usize) {
+            return u128::from(ma).cmp(&(u128::from(mb) * u128::from(p)));
+        }
+    }
     let (sa, sb) = (a.scale(), b.scale());
     let (ma, mb) = (a.mantissa(), b.mantissa());
     if sa == sb {
@@ -487,6 +609,27 @@ mod tests {
                 let (x, y) = (Decimal::from_str(a).unwrap(), Decimal::from_str(b).unwrap());
                 assert_eq!(dec_cmp(&x, &y), x.cmp(&y), "{a} vs {b}");
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+        #[test]
+        fn dec_cmp_is_decimal_ord(
+            ma in proptest::prelude::any::<i64>(),
+            mb in proptest::prelude::any::<i64>(),
+            wide in proptest::prelude::any::<bool>(),
+            sa in 0u32..=28,
+            sb in 0u32..=28,
+        ) {
+            // small mantissas and near-equal values are the interesting ones
+            let (ma, mb) = (i128::from(ma % 100_000), i128::from(if wide { mb } else { mb % 100_000 }));
+            let x = Decimal::from_i128_with_scale(ma, sa % 6);
+            let y = Decimal::from_i128_with_scale(mb, if wide { sb } else { sb % 6 });
+            proptest::prop_assert_eq!(dec_cmp(&x, &y), x.cmp(&y), "{} vs {}", x, y);
+            proptest::prop_assert_eq!(dec_cmp(&y, &x), y.cmp(&x), "{} vs {}", y, x);
+            let x10 = Decimal::from_i128_with_scale(ma * 10, sa % 6 + 1);
+            proptest::prop_assert_eq!(dec_cmp(&x, &x10), std::cmp::Ordering::Equal);
         }
     }
 }
