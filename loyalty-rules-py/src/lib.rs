@@ -168,6 +168,27 @@ impl PyProgram {
         outcome_py(py, &o, &self.offsets)
     }
 
+    /// The names of the rules whose dates and condition hold for `event`
+    /// (a dict) and `customer` (a dict; default `{"id": event["customer"]}`),
+    /// in evaluation order, without effects, groups or limits (campaign
+    /// eligibility).
+    #[pyo3(signature = (event, customer=None))]
+    fn matching_rules(
+        &self,
+        py: Python<'_>,
+        event: &Bound<'_, PyAny>,
+        customer: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        let ev = event_of(py, &self.program, event, None)?;
+        let c = self.customer_of(py, customer, ev.customer())?;
+        guard(|| {
+            self.program
+                .matching_rules(&ev, &c)
+                .map(str::to_string)
+                .collect()
+        })
+    }
+
     /// Check an event dict against the program's schema (raises EventError).
     fn check_event(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<()> {
         event_of(py, &self.program, event, None).map(|_| ())

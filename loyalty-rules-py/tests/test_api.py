@@ -60,6 +60,15 @@ def test_compile_and_evaluate() -> None:
     assert o.to_dict()["points"] == "170"
 
 
+def test_matching_rules() -> None:
+    p = lr.compile(SOURCE)
+    assert p.matching_rules(EV) == ["Base earn", "Big spender"]
+    assert p.matching_rules(dict(EV, amount="20.00"), {"id": "c1"}) == ["Base earn"]
+    with pytest.raises(lr.EventError) as e:
+        p.matching_rules(dict(EV, amount="lots"))
+    assert e.value.field == "amount"
+
+
 def test_python_values_in_events() -> None:
     p = lr.compile(SOURCE)
     ev = dict(EV, amount=Decimal("120.50"), time=dt.datetime(2026, 11, 24, 10, tzinfo=dt.timezone.utc))

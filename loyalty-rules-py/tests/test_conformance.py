@@ -101,6 +101,9 @@ def run_plain(case: dict[str, Any], source: str, program: lr.Program) -> list[st
             continue
         actual = outcome_json(source, outcome)
         matches(step.get("expect", {}), actual, f"steps[{i}]", errors)
+        if "expect_matching" in step:
+            names = program.matching_rules(step["event"], customer)
+            matches(step["expect_matching"], names, f"steps[{i}].matching", errors)
         again = program.evaluate(step["event"], customer, explain=step.get("explain", False))
         if json.dumps(again.to_dict(), sort_keys=True) != json.dumps(
             outcome.to_dict(), sort_keys=True

@@ -139,6 +139,11 @@ export type AdvanceResult =
 export type EvaluateResult =
   | { ok: true; outcome: Outcome }
   | { ok: false; error: RulesError };
+
+/** `Program.matchingRules`: rule names in evaluation order. */
+export type MatchingResult =
+  | { ok: true; rules: string[] }
+  | { ok: false; error: RulesError };
 "#;
 
 // ---------------------------------------------------------------------------
@@ -340,6 +345,23 @@ impl Program {
         to_js(&self.run(&event, &customer, false))
     }
 
+    /// The names of the rules whose dates and condition hold for the event
+    /// and customer, in evaluation order, without effects, groups or limits
+    /// (campaign eligibility).
+    #[wasm_bindgen(js_name = matchingRules, unchecked_return_type = "MatchingResult")]
+    pub fn matching_rules(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "JsonInput")] event: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "JsonInput")] customer: JsValue,
+    ) -> JsValue {
+        let (event, customer) = match self.inputs(&event, &customer) {
+            Ok(x) => x,
+            Err(e) => return to_js(&e),
+        };
+        let names: Vec<&str> = self.inner.matching_rules(&event, &customer).collect();
+        to_js(&result_ok("rules", json!(names)))
+    }
+
     /// Evaluates one event for one customer, with the per-rule explanation.
     #[wasm_bindgen(unchecked_return_type = "EvaluateResult")]
     pub fn explain(
@@ -352,21 +374,34 @@ impl Program {
 }
 
 impl Program {
-    fn run(&self, event: &JsValue, customer: &JsValue, explain: bool) -> Value {
-        // the customer first, then the event: the order of the Rust conformance runner
+    /// The customer, then the event (the order of the Rust conformance
+    /// runner), or the error result for the first that does not decode.
+    fn inputs(
+        &self,
+        event: &JsValue,
+        customer: &JsValue,
+    ) -> Result<(core::Event, core::Customer), Value> {
         let Some(customer_text) = json_text(customer) else {
-            return result_err(input_error("invalid_customer", "customer"));
+            return Err(result_err(input_error("invalid_customer", "customer")));
         };
-        let customer = match self.inner.customer_from_json(&customer_text) {
-            Ok(c) => c,
-            Err(e) => return result_err(error_json(&e, &self.map)),
-        };
+        let customer = self
+            .inner
+            .customer_from_json(&customer_text)
+            .map_err(|e| result_err(error_json(&e, &self.map)))?;
         let Some(event_text) = json_text(event) else {
-            return result_err(input_error("invalid_event", "event"));
+            return Err(result_err(input_error("invalid_event", "event")));
         };
-        let event = match self.inner.event_from_json(&event_text) {
-            Ok(e) => e,
-            Err(e) => return result_err(error_json(&e, &self.map)),
+        let event = self
+            .inner
+            .event_from_json(&event_text)
+            .map_err(|e| result_err(error_json(&e, &self.map)))?;
+        Ok((event, customer))
+    }
+
+    fn run(&self, event: &JsValue, customer: &JsValue, explain: bool) -> Value {
+        let (event, customer) = match self.inputs(event, customer) {
+            Ok(x) => x,
+            Err(e) => return e,
         };
         let outcome = if explain {
             self.inner.explain(&event, &customer)

@@ -150,6 +150,11 @@ test("compile once, evaluate and explain many events", () => {
   assert.notEqual(cafe.from, cafe.start);
   // JSON text and objects give the same result
   assert.deepEqual(p.explain(JSON.stringify(PURCHASE_120), JSON.stringify(GOLD)), ex);
+  // matchingRules: the rules whose condition holds, in evaluation order,
+  // whether or not they changed the outcome
+  const m = p.matchingRules(PURCHASE_120, GOLD);
+  assert.equal(m.ok, true);
+  assert.deepEqual(m.rules, ex.outcome.explanation.filter((x) => x.fired).map((x) => x.rule));
   p.free();
 });
 
@@ -177,7 +182,7 @@ test("bad events and customers are returned as errors, not thrown", () => {
     [PURCHASE_120, { id: "c1", tier: "diamond" }, "invalid_customer"],
   ];
   for (const [ev, cu, kind] of cases) {
-    for (const method of ["evaluate", "explain"]) {
+    for (const method of ["evaluate", "explain", "matchingRules"]) {
       const r = program[method](ev, cu);
       assert.equal(r.ok, false, `${JSON.stringify(ev)} / ${JSON.stringify(cu)}`);
       assert.equal(r.error.kind, kind, JSON.stringify(r.error));

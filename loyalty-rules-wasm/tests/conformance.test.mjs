@@ -87,6 +87,11 @@ function runSteps(program, c, errors) {
       return;
     }
     errors.push(...subsetMismatches(step.expect ?? null, res.outcome, at));
+    if (step.expect_matching !== undefined) {
+      const m = program.matchingRules(step.event, customer);
+      if (!m.ok) errors.push(`${at}.matching: ${m.error.kind}: ${m.error.message}`);
+      else errors.push(...subsetMismatches(step.expect_matching, m.rules, `${at}.matching`));
+    }
     // a dry run: evaluating again gives the same outcome
     if (JSON.stringify(run(program).outcome) !== JSON.stringify(res.outcome)) errors.push(`${at}: second evaluation differs`);
   });

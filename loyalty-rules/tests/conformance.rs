@@ -158,6 +158,16 @@ fn run_case(path: &Path) -> Vec<String> {
             &format!("steps[{i}]"),
             &mut errors,
         );
+        // `expect_matching`: the names `matching_rules` lists, in order
+        if let Some(exp) = step.get("expect_matching") {
+            let names: Vec<&str> = program.matching_rules(&event, &customer).collect();
+            matches(
+                exp,
+                &serde_json::json!(names),
+                &format!("steps[{i}].matching"),
+                &mut errors,
+            );
+        }
         // a dry run: evaluating again gives the same outcome, byte for byte
         let again = if explain {
             program.explain(&event, &customer)

@@ -436,6 +436,12 @@ class Program:
         """``evaluate`` with an explanation of every rule."""
         return Outcome.from_dict(self._p.evaluate(event, _customer_arg(customer), True))
 
+    def matching_rules(self, event: Mapping[str, Any], customer: Any = None) -> list[str]:
+        """The names of the rules whose dates and condition hold for ``event``
+        and ``customer``, in evaluation order, without computing effects,
+        groups or limits (campaign eligibility)."""
+        return self._p.matching_rules(event, _customer_arg(customer))
+
     def check_event(self, event: Mapping[str, Any]) -> None:
         """Raise ``EventError`` if the event does not fit the program."""
         self._p.check_event(event)

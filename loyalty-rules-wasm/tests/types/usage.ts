@@ -68,6 +68,11 @@ void [v, wrong, labels];
 const cc = checkAndCompile(source);
 const ccDiags: Diagnostic[] = cc.diagnostics;
 if (cc.program !== null) {
+  const m = cc.program.matchingRules('{"type": "purchase"}', '{"id": "c1"}');
+  if (m.ok) {
+    const names: string[] = m.rules;
+    void names;
+  }
   const r = cc.program.evaluate('{"type": "purchase"}', '{"id": "c1"}');
   if (!r.ok) {
     const e: RulesError = r.error;
