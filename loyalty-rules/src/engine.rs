@@ -703,10 +703,20 @@ impl Engine {
         let mut parts: Vec<Vec<Event>> = (0..threads)
             .map(|_| Vec::with_capacity(events.len() / threads + 1))
             .collect();
+        // each part's events' customers, by index
+        let mut part_who: Vec<Vec<u32>> = (0..threads)
+            .map(|_| Vec::with_capacity(events.len() / threads + 1))
+            .collect();
         for (ev, i) in events.into_iter().zip(who) {
             let p = by_index[i as usize];
             order.push(p);
             parts[p as usize].push(ev);
+            part_who[p as usize].push(i);
+        }
+        // customers per part, to size the parts' maps once
+        let mut sizes = vec![0usize; threads];
+        for &p in &by_index {
+            sizes[p as usize] += 1;
         }
         let initial_budgets = self.budgets.clone();
         let mut engines: Vec<Engine> = (0..threads)
@@ -723,39 +733,56 @@ impl Engine {
                 earned: Earned::default(),
             })
             .collect();
+        for (eng, n) in engines.iter_mut().zip(&sizes) {
+            eng.customers.reserve(*n);
+        }
         for (id, e) in std::mem::take(&mut self.customers) {
             let p = part(&id).unwrap_or(0);
             engines[p as usize].customers.insert(id, e);
         }
         let part = &part;
+        let index = &uf.index;
+        let n_ids = uf.names.len();
         // (outcomes, totals, an award crossed partitions, the customers the
         // partition changed as they were before: None if new); a panic goes
         // on as on one thread
-        type Part = (Vec<Outcome>, ReplayStats, bool, Ids<Option<Entry>>);
+        type Part = (Vec<Outcome>, ReplayStats, bool, Saved);
         let results: Vec<Part> = std::thread::scope(|s| {
             let handles: Vec<_> = engines
                 .iter_mut()
-                .zip(parts.iter())
+                .zip(parts.iter().zip(&part_who))
                 .enumerate()
-                .map(|(p, (eng, evs))| {
+                .map(|(p, (eng, (evs, whos)))| {
                     s.spawn(move || {
                         // kept in case the replay must start over on one
                         // thread: each customer as it was before the
-                        // partition first changed it
-                        let mut saved: Ids<Option<Entry>> = Ids::default();
+                        // partition first changed it (by customer index;
+                        // `others` for ids the partitioning did not see)
+                        let mut saved = Saved::default();
+                        let mut seen = vec![false; n_ids];
+                        let mut others: Ids<()> = Ids::default();
                         let mut outs = Vec::with_capacity(if keep { evs.len() } else { 0 });
                         let program = eng.program.clone();
                         let mut tally = Tally::new(&program.inner.ir);
                         let mut crossed = false;
                         let mut transfers = Vec::new();
-                        for ev in evs {
-                            save_entry(&mut saved, &eng.customers, &ev.customer);
+                        for (ev, &i) in evs.iter().zip(whos) {
+                            if !seen[i as usize] {
+                                seen[i as usize] = true;
+                                save_entry(&mut saved, &eng.customers, &ev.customer);
+                            }
                             let o = eng.process_one(ev, false, &mut transfers);
                             for t in &transfers {
                                 if part(&t.to).is_none_or(|tp| tp as usize != p) {
                                     crossed = true;
                                 }
-                                save_entry(&mut saved, &eng.customers, &t.to);
+                                let first = match index.get(&*t.to) {
+                                    Some(&j) => !std::mem::replace(&mut seen[j as usize], true),
+                                    None => others.insert(t.to.clone(), ()).is_none(),
+                                };
+                                if first {
+                                    save_entry(&mut saved, &eng.customers, &t.to);
+                                }
                             }
                             eng.deliver(ev, &mut transfers);
                             tally.add(&o);
@@ -806,7 +833,7 @@ impl Engine {
                 let mut customers = std::mem::take(&mut eng.customers);
                 for (id, before) in saved {
                     match before {
-                        Some(e) => customers.insert(id, e),
+                        Some(e) => customers.insert(id, *e),
                         None => customers.remove(&id),
                     };
                 }
@@ -2078,11 +2105,14 @@ fn refund(
     }
 }
 
-/// Keep customer `id` as it is now (None: not there), unless kept already.
-fn save_entry(saved: &mut Ids<Option<Entry>>, customers: &Ids<Entry>, id: &Arc<str>) {
-    if !saved.contains_key(id) {
-        saved.insert(id.clone(), customers.get(id).cloned());
-    }
+/// Customers as they were before a partition first changed them (None:
+/// new), each once.
+type Saved = Vec<(Arc<str>, Option<Box<Entry>>)>;
+
+/// Keep customer `id` as it is now (None: not there); the caller keeps
+/// each customer once.
+fn save_entry(saved: &mut Saved, customers: &Ids<Entry>, id: &Arc<str>) {
+    saved.push((id.clone(), customers.get(id).cloned().map(Box::new)));
 }
 
 /// Customers linked by referrals, as sets (by index: one hash lookup per
