@@ -225,6 +225,8 @@ pub struct Engine {
     /// Vectors reused from event to event (empty between events).
     buf: eval::Buffers,
     transfers: Vec<Transfer>,
+    /// An outcome's ledger vector handed back by `recycle` (empty).
+    ledger: Vec<LedgerEntry>,
     earned: Earned,
 }
 
@@ -271,6 +273,7 @@ impl Engine {
             names,
             buf: eval::Buffers::default(),
             transfers: Vec::new(),
+            ledger: Vec::new(),
             earned: Earned::default(),
         }
     }
@@ -383,12 +386,18 @@ impl Engine {
         out
     }
 
-    /// Give an outcome's effects vector back for the next event's outcome.
+    /// Give an outcome's effects and ledger vectors back for the next
+    /// event's outcome.
     fn recycle(&mut self, o: Outcome) {
         if o.effects.capacity() > self.buf.effects.capacity() {
             let mut v = o.effects;
             v.clear();
             self.buf.effects = v;
+        }
+        if o.ledger.capacity() > self.ledger.capacity() {
+            let mut v = o.ledger;
+            v.clear();
+            self.ledger = v;
         }
     }
 
@@ -405,6 +414,7 @@ impl Engine {
             names: self.names.clone(),
             buf: eval::Buffers::default(),
             transfers: Vec::new(),
+            ledger: Vec::new(),
             earned: Earned::default(),
         };
         if let Some(e) = self.customers.get(&event.customer) {
@@ -730,6 +740,7 @@ impl Engine {
                 names: self.names.clone(),
                 buf: eval::Buffers::default(),
                 transfers: Vec::new(),
+                ledger: Vec::new(),
                 earned: Earned::default(),
             })
             .collect();
@@ -1108,7 +1119,7 @@ impl Engine {
             }
         }
 
-        let mut ledger_entries = Vec::new();
+        let mut ledger_entries = std::mem::take(&mut self.ledger);
         // before the review in `advance_customer`, so a downgrade at review
         // also runs the `tier_change` rules
         let tier_before = entry.state.tier.clone();
@@ -2224,6 +2235,37 @@ mod tests {
             .history
             .iter()
             .any(|h| &*h.event == "purchase" && h.total == 2));
+    }
+
+    /// Recycled outcome vectors start empty: outcomes of `replay_with`
+    /// (which hands each outcome's vectors to the next event) equal those
+    /// of `process` on an engine that keeps every outcome.
+    #[test]
+    fn recycled_vectors_start_empty() {
+        let p = Program::compile(
+            "points are pending for 1 day\nrule \"A\" on purchase award 1 point per $1",
+        )
+        .unwrap();
+        let evs: Vec<Event> = (0..6)
+            .map(|i| {
+                p.event_from_json(&format!(
+                    r#"{{"type":"purchase","id":"o{i}","customer":"c{}","time":"2025-01-{:02}T10:00:00Z","amount":"10"}}"#,
+                    i % 2,
+                    1 + 2 * i
+                ))
+                .unwrap()
+            })
+            .collect();
+        let mut kept = Engine::new(p.clone());
+        let want: Vec<String> = evs
+            .iter()
+            .map(|e| kept.process(e).to_json_string())
+            .collect();
+        assert!(want.iter().filter(|o| o.contains("released")).count() >= 4);
+        let mut e = Engine::new(p);
+        let mut got = Vec::new();
+        e.replay_with(evs, |o| got.push(o.to_json_string()));
+        assert_eq!(got, want);
     }
 
     /// Linked customers share a set whose root is the smallest id,
