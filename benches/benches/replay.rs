@@ -1,5 +1,5 @@
-//! Replay throughput with state (issue 6): `Engine::replay` and
-//! `Engine::replay_parallel` over a year of events for the retail example
+//! Replay throughput with state (issue 6): `Engine::replay`,
+//! `Engine::replay_parallel` and `Engine::replay_parallel_totals` over a year of events for the retail example
 //! program (`examples/retail/program.rules`: 21 rules with history
 //! windows, limits, caps, tiers, pending points, expiry, refunds,
 //! redemptions, referrals and a Black Friday budget).
@@ -68,6 +68,18 @@ fn replay(c: &mut Criterion) {
                 let (outs, stats) = engine.replay_parallel(evs, 2);
                 assert!(stats.parallel);
                 (engine, outs)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // the same without keeping the outcomes
+    g.bench_function("retail/parallel-2-totals", |b| {
+        b.iter_batched(
+            || (Engine::new(program.clone()), events.clone()),
+            |(mut engine, evs)| {
+                let stats = engine.replay_parallel_totals(evs, 2);
+                assert!(stats.parallel);
+                engine
             },
             BatchSize::PerIteration,
         )

@@ -1,5 +1,6 @@
 //! Prints replay throughput for a program and a JSON Lines event file:
-//! decoding, sequential replay with state, and parallel replay.
+//! decoding, sequential replay with state, and parallel replay (without
+//! and with the outcomes kept; skipped if THREADS is 1).
 //!
 //! cargo run --release -p loyalty-rules --example replay_speed -- PROGRAM EVENTS.jsonl [THREADS]
 //!
@@ -94,13 +95,34 @@ fn main() {
         stats.applied
     );
     drop(engine);
+    if threads < 2 {
+        // `replay_speed PROGRAM EVENTS 1` runs the sequential replay only
+        // (what the callgrind measurements in benches/README.md collect)
+        return;
+    }
 
-    let mut engine = Engine::new(program);
+    let copy = events.clone();
+    let mut engine = Engine::new(program.clone());
     let t = Clock::start();
-    let (_, stats) = engine.replay_parallel(events, threads);
+    let stats = engine.replay_parallel_totals(copy, threads);
     let (par, cpu) = t.stop();
     println!(
         "replay, {threads} threads:  {:>10.0} events/s, {:>10.0} per CPU-second (parallel: {}, speed-up {:.2}x)",
+        rate(n, par),
+        rate(n, cpu),
+        stats.parallel,
+        seq / par
+    );
+    drop(engine);
+
+    // as above, also keeping every outcome (what the CLI's --out needs)
+    let mut engine = Engine::new(program);
+    let t = Clock::start();
+    let (outs, stats) = engine.replay_parallel(events, threads);
+    drop(outs);
+    let (par, cpu) = t.stop();
+    println!(
+        "  with outcomes:    {:>10.0} events/s, {:>10.0} per CPU-second (parallel: {}, speed-up {:.2}x)",
         rate(n, par),
         rate(n, cpu),
         stats.parallel,

@@ -220,9 +220,13 @@ pub struct Engine {
     /// A new customer's state and view, made once (None if the program's
     /// customer attributes need values: then each new customer is checked).
     blank: Option<Entry>,
+    /// Names shared by all customers' states.
+    names: Arc<Names>,
     /// Vectors reused from event to event (empty between events).
     buf: eval::Buffers,
     transfers: Vec<Transfer>,
+    /// An outcome's ledger vector handed back by `recycle` (empty).
+    ledger: Vec<LedgerEntry>,
     earned: Earned,
 }
 
@@ -256,7 +260,8 @@ impl Engine {
                 awards: 0,
             })
             .collect::<Vec<_>>();
-        let st = new_state(&program.inner.ir, "");
+        let names = Arc::new(Names::of(&program.inner.ir));
+        let st = new_state(&program.inner.ir, &names, "");
         let blank = view_of(&program, &st).ok().map(|view| Entry::new(st, view));
         Engine {
             program,
@@ -265,8 +270,10 @@ impl Engine {
             budgets,
             clock: None,
             blank,
+            names,
             buf: eval::Buffers::default(),
             transfers: Vec::new(),
+            ledger: Vec::new(),
             earned: Earned::default(),
         }
     }
@@ -282,7 +289,7 @@ impl Engine {
         }
         e.clock = snapshot.clock;
         for st in snapshot.customers {
-            let st = align(&e.program.inner.ir, st);
+            let st = align(&e.program.inner.ir, &e.names, st);
             let view = view_of(&e.program, &st)?;
             e.customers
                 .insert(Arc::from(st.id.as_str()), Entry::new(st, view));
@@ -336,7 +343,7 @@ impl Engine {
             .customers
             .get(&id)
             .map(|e| e.state.clone())
-            .unwrap_or_else(|| new_state(&self.program.inner.ir, &id));
+            .unwrap_or_else(|| new_state(&self.program.inner.ir, &self.names, &id));
         if let serde_json::Value::Object(m) = json {
             for (k, v) in m {
                 match k.as_str() {
@@ -379,12 +386,18 @@ impl Engine {
         out
     }
 
-    /// Give an outcome's effects vector back for the next event's outcome.
+    /// Give an outcome's effects and ledger vectors back for the next
+    /// event's outcome.
     fn recycle(&mut self, o: Outcome) {
         if o.effects.capacity() > self.buf.effects.capacity() {
             let mut v = o.effects;
             v.clear();
             self.buf.effects = v;
+        }
+        if o.ledger.capacity() > self.ledger.capacity() {
+            let mut v = o.ledger;
+            v.clear();
+            self.ledger = v;
         }
     }
 
@@ -398,8 +411,10 @@ impl Engine {
             gross: self.gross.clone(),
             clock: self.clock,
             blank: self.blank.clone(),
+            names: self.names.clone(),
             buf: eval::Buffers::default(),
             transfers: Vec::new(),
+            ledger: Vec::new(),
             earned: Earned::default(),
         };
         if let Some(e) = self.customers.get(&event.customer) {
@@ -571,28 +586,45 @@ impl Engine {
     /// `ReplayStats::parallel` tells whether any part ran in parallel.
     pub fn replay_parallel(
         &mut self,
+        events: Vec<Event>,
+        threads: usize,
+    ) -> (Vec<Outcome>, ReplayStats) {
+        self.replay_parts(events, threads, true)
+    }
+
+    /// `replay_parallel` without the outcomes: the same states and totals,
+    /// without keeping a copy of every outcome.
+    pub fn replay_parallel_totals(&mut self, events: Vec<Event>, threads: usize) -> ReplayStats {
+        self.replay_parts(events, threads, false).1
+    }
+
+    /// `replay_parallel`, keeping the outcomes if `keep` (else the vector
+    /// returned is empty).
+    fn replay_parts(
+        &mut self,
         mut events: Vec<Event>,
         threads: usize,
+        keep: bool,
     ) -> (Vec<Outcome>, ReplayStats) {
         let threads = threads.clamp(1, 64);
         if threads == 1 || events.len() < 2 {
-            return self.replay_collect(events);
+            return self.replay_collect(events, keep);
         }
         match self.contested_span(&events) {
             Some((a, b)) if (b + 1 - a) * 2 < events.len() => {
                 let tail = events.split_off(b + 1);
                 let middle = events.split_off(a);
-                let (mut outs, mut stats) = self.replay_partitioned(events, threads);
-                let (o, s) = self.replay_collect(middle);
+                let (mut outs, mut stats) = self.replay_partitioned(events, threads, keep);
+                let (o, s) = self.replay_collect(middle, keep);
                 outs.extend(o);
                 stats.merge(s);
-                let (o, s) = self.replay_partitioned(tail, threads);
+                let (o, s) = self.replay_partitioned(tail, threads, keep);
                 outs.extend(o);
                 stats.merge(s);
                 stats.sort(&self.program);
                 (outs, stats)
             }
-            _ => self.replay_partitioned(events, threads),
+            _ => self.replay_partitioned(events, threads, keep),
         }
     }
 
@@ -631,17 +663,19 @@ impl Engine {
         &mut self,
         events: Vec<Event>,
         threads: usize,
+        keep: bool,
     ) -> (Vec<Outcome>, ReplayStats) {
         if events.len() < 2 {
-            return self.replay_collect(events);
+            return self.replay_collect(events, keep);
         }
         let ir = &self.program.inner.ir;
         // Union customers linked by referral fields.
         let mut uf = UnionFind::default();
         for (id, e) in &self.customers {
-            uf.add(id);
+            let i = uf.add_arc(id);
             if let Some(r) = e.state.profile.get("referred_by").and_then(|v| v.as_str()) {
-                uf.union(id, r);
+                let j = uf.add(r);
+                uf.union(i, j);
             }
         }
         let links: Vec<Vec<usize>> = ir
@@ -656,29 +690,43 @@ impl Engine {
                     .collect()
             })
             .collect();
+        // each event's customer, by index
+        let mut who: Vec<u32> = Vec::with_capacity(events.len());
         for ev in &events {
-            uf.add_arc(&ev.customer);
+            let i = uf.add_arc(&ev.customer);
+            who.push(i);
             for &slot in &links[ev.ty as usize] {
                 if let Some(Value::Text(r)) = ev.fields.get(slot) {
-                    uf.union(&ev.customer, r);
+                    let j = uf.add(r);
+                    uf.union(i, j);
                 }
             }
         }
         // partition of every customer, and of every event
-        let mut part: Ids<u8> = Ids::default();
-        let ids: Vec<Arc<str>> = uf.parent.keys().cloned().collect();
-        for id in ids {
-            let root = uf.find(&id);
-            part.insert(id, (fnv(&root) % threads as u64) as u8);
+        let mut by_index: Vec<u8> = Vec::with_capacity(uf.names.len());
+        for i in 0..uf.names.len() as u32 {
+            let root = uf.find(i);
+            by_index.push((fnv(&uf.names[root as usize]) % threads as u64) as u8);
         }
+        let part = |id: &str| uf.index.get(id).map(|&i| by_index[i as usize]);
         let mut order: Vec<u8> = Vec::with_capacity(events.len());
         let mut parts: Vec<Vec<Event>> = (0..threads)
             .map(|_| Vec::with_capacity(events.len() / threads + 1))
             .collect();
-        for ev in events {
-            let p = part.get(&ev.customer).copied().unwrap_or(0);
+        // each part's events' customers, by index
+        let mut part_who: Vec<Vec<u32>> = (0..threads)
+            .map(|_| Vec::with_capacity(events.len() / threads + 1))
+            .collect();
+        for (ev, i) in events.into_iter().zip(who) {
+            let p = by_index[i as usize];
             order.push(p);
             parts[p as usize].push(ev);
+            part_who[p as usize].push(i);
+        }
+        // customers per part, to size the parts' maps once
+        let mut sizes = vec![0usize; threads];
+        for &p in &by_index {
+            sizes[p as usize] += 1;
         }
         let initial_budgets = self.budgets.clone();
         let mut engines: Vec<Engine> = (0..threads)
@@ -689,48 +737,71 @@ impl Engine {
                 gross: vec![(Decimal::ZERO, 0); initial_budgets.len()],
                 clock: self.clock,
                 blank: self.blank.clone(),
+                names: self.names.clone(),
                 buf: eval::Buffers::default(),
                 transfers: Vec::new(),
+                ledger: Vec::new(),
                 earned: Earned::default(),
             })
             .collect();
+        for (eng, n) in engines.iter_mut().zip(&sizes) {
+            eng.customers.reserve(*n);
+        }
         for (id, e) in std::mem::take(&mut self.customers) {
-            let p = part.get(&id).copied().unwrap_or(0);
+            let p = part(&id).unwrap_or(0);
             engines[p as usize].customers.insert(id, e);
         }
         let part = &part;
+        let index = &uf.index;
+        let n_ids = uf.names.len();
         // (outcomes, totals, an award crossed partitions, the customers the
         // partition changed as they were before: None if new); a panic goes
         // on as on one thread
-        type Part = (Vec<Outcome>, ReplayStats, bool, Ids<Option<Entry>>);
+        type Part = (Vec<Outcome>, ReplayStats, bool, Saved);
         let results: Vec<Part> = std::thread::scope(|s| {
             let handles: Vec<_> = engines
                 .iter_mut()
-                .zip(parts.iter())
+                .zip(parts.iter().zip(&part_who))
                 .enumerate()
-                .map(|(p, (eng, evs))| {
+                .map(|(p, (eng, (evs, whos)))| {
                     s.spawn(move || {
                         // kept in case the replay must start over on one
                         // thread: each customer as it was before the
-                        // partition first changed it
-                        let mut saved: Ids<Option<Entry>> = Ids::default();
-                        let mut outs = Vec::with_capacity(evs.len());
+                        // partition first changed it (by customer index;
+                        // `others` for ids the partitioning did not see)
+                        let mut saved = Saved::default();
+                        let mut seen = vec![false; n_ids];
+                        let mut others: Ids<()> = Ids::default();
+                        let mut outs = Vec::with_capacity(if keep { evs.len() } else { 0 });
                         let program = eng.program.clone();
                         let mut tally = Tally::new(&program.inner.ir);
                         let mut crossed = false;
                         let mut transfers = Vec::new();
-                        for ev in evs {
-                            save_entry(&mut saved, &eng.customers, &ev.customer);
+                        for (ev, &i) in evs.iter().zip(whos) {
+                            if !seen[i as usize] {
+                                seen[i as usize] = true;
+                                save_entry(&mut saved, &eng.customers, &ev.customer);
+                            }
                             let o = eng.process_one(ev, false, &mut transfers);
                             for t in &transfers {
-                                if part.get(&t.to).is_none_or(|&tp| tp as usize != p) {
+                                if part(&t.to).is_none_or(|tp| tp as usize != p) {
                                     crossed = true;
                                 }
-                                save_entry(&mut saved, &eng.customers, &t.to);
+                                let first = match index.get(&*t.to) {
+                                    Some(&j) => !std::mem::replace(&mut seen[j as usize], true),
+                                    None => others.insert(t.to.clone(), ()).is_none(),
+                                };
+                                if first {
+                                    save_entry(&mut saved, &eng.customers, &t.to);
+                                }
                             }
                             eng.deliver(ev, &mut transfers);
                             tally.add(&o);
-                            outs.push(o);
+                            if keep {
+                                outs.push(o);
+                            } else {
+                                eng.recycle(o);
+                            }
                         }
                         (outs, tally.finish(), crossed, saved)
                     })
@@ -773,7 +844,7 @@ impl Engine {
                 let mut customers = std::mem::take(&mut eng.customers);
                 for (id, before) in saved {
                     match before {
-                        Some(e) => customers.insert(id, e),
+                        Some(e) => customers.insert(id, *e),
                         None => customers.remove(&id),
                     };
                 }
@@ -785,7 +856,7 @@ impl Engine {
                 .iter()
                 .filter_map(|&p| iters[p as usize].next())
                 .collect();
-            return self.replay_collect(evs);
+            return self.replay_collect(evs, keep);
         }
         // The events are no longer needed: freeing them is a fair share of
         // a replay, so it is done in parallel too.
@@ -812,6 +883,8 @@ impl Engine {
             }
         }
         let mut clock = self.clock;
+        self.customers
+            .reserve(engines.iter().map(|e| e.customers.len()).sum());
         for eng in engines {
             clock = match (clock, eng.clock) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -830,14 +903,23 @@ impl Engine {
             stats.merge(s);
             iters.push(outs.into_iter());
         }
-        let outs: Vec<Outcome> = order
-            .iter()
-            .filter_map(|&p| iters[p as usize].next())
-            .collect();
+        let outs: Vec<Outcome> = if keep {
+            order
+                .iter()
+                .filter_map(|&p| iters[p as usize].next())
+                .collect()
+        } else {
+            Vec::new()
+        };
         stats.sort(&self.program);
         (outs, stats)
     }
-    fn replay_collect(&mut self, events: Vec<Event>) -> (Vec<Outcome>, ReplayStats) {
+
+    /// Replay on this thread, keeping the outcomes if `keep`.
+    fn replay_collect(&mut self, events: Vec<Event>, keep: bool) -> (Vec<Outcome>, ReplayStats) {
+        if !keep {
+            return (Vec::new(), self.replay_owned(events, Some));
+        }
         let mut outs = Vec::with_capacity(events.len());
         let stats = self.replay_owned(events, |o| {
             outs.push(o);
@@ -854,7 +936,7 @@ impl Engine {
         for t in transfers.drain(..) {
             let ir = &self.program.inner.ir;
             if !self.customers.contains_key(&t.to) {
-                match new_entry(&self.program, &self.blank, &t.to) {
+                match new_entry(&self.program, &self.names, &self.blank, &t.to) {
                     Ok(e) => {
                         self.customers.insert(t.to.clone(), e);
                     }
@@ -988,7 +1070,7 @@ impl Engine {
         // one hash lookup for the whole event (until a tier change)
         let entry = match self.customers.entry(id.clone()) {
             hash_map::Entry::Occupied(o) => o.into_mut(),
-            hash_map::Entry::Vacant(v) => match new_entry(&program, &self.blank, id) {
+            hash_map::Entry::Vacant(v) => match new_entry(&program, &self.names, &self.blank, id) {
                 Ok(e) => v.insert(e),
                 Err(e) => return rejected(event, e.to_string()),
             },
@@ -1037,7 +1119,7 @@ impl Engine {
             }
         }
 
-        let mut ledger_entries = Vec::new();
+        let mut ledger_entries = std::mem::take(&mut self.ledger);
         // before the review in `advance_customer`, so a downgrade at review
         // also runs the `tier_change` rules
         let tier_before = entry.state.tier.clone();
@@ -1185,9 +1267,42 @@ fn rejected(event: &Event, reason: String) -> Outcome {
     o
 }
 
-fn new_state(ir: &ProgramIr, id: &str) -> CustomerState {
+/// The names every customer's state holds (event types, their tracked
+/// fields, point kinds, rules), made once per engine so that all states
+/// share them.
+#[derive(Clone)]
+struct Names {
+    /// Per event type: its name and tracked fields.
+    events: Vec<(Arc<str>, FieldNames)>,
+}
+
+/// The tracked fields of an event type.
+type FieldNames = Arc<[Arc<str>]>;
+
+impl Names {
+    fn of(ir: &ProgramIr) -> Names {
+        let events = ir
+            .events
+            .iter()
+            .enumerate()
+            .map(|(ti, e)| {
+                let fields: Arc<[Arc<str>]> = ir
+                    .tracked
+                    .iter()
+                    .filter(|(t, _)| *t as usize == ti)
+                    .map(|(_, s)| Arc::from(e.fields[*s as usize].name.as_str()))
+                    .collect();
+                (Arc::from(e.name.as_str()), fields)
+            })
+            .collect();
+        Names { events }
+    }
+}
+
+fn new_state(ir: &ProgramIr, names: &Names, id: &str) -> CustomerState {
     align(
         ir,
+        names,
         CustomerState {
             id: id.to_string(),
             ..CustomerState::default()
@@ -1197,25 +1312,20 @@ fn new_state(ir: &ProgramIr, id: &str) -> CustomerState {
 
 /// Make the state's per-event, per-kind, per-rule and per-cap vectors line
 /// up with the program (matching by name; unknown entries are dropped).
-fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
+fn align(ir: &ProgramIr, names: &Names, mut st: CustomerState) -> CustomerState {
     let mut old = std::mem::take(&mut st.history);
-    st.history = ir
+    st.history = names
         .events
         .iter()
-        .enumerate()
-        .map(|(ti, e)| {
-            let fields: Vec<String> = ir
-                .tracked
-                .iter()
-                .filter(|(t, _)| *t as usize == ti)
-                .map(|(_, s)| e.fields[*s as usize].name.clone())
-                .collect();
-            match old.iter().position(|h| h.event == e.name) {
+        .map(|(name, fields)| {
+            match old.iter().position(|h| h.event == *name) {
                 Some(i) => {
                     let mut h = old.swap_remove(i);
-                    if h.fields != fields {
+                    // the shared names
+                    h.event = name.clone();
+                    if h.fields != *fields {
                         // realign sums by field name
-                        let pick = |sums: &[Decimal], names: &[String]| -> Vec<Decimal> {
+                        let pick = |sums: &[Decimal], names: &[Arc<str>]| -> Vec<Decimal> {
                             fields
                                 .iter()
                                 .map(|f| {
@@ -1231,15 +1341,15 @@ fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
                         for b in &mut h.days {
                             b.sums = pick(&b.sums, &h.fields);
                         }
-                        h.fields = fields;
                     }
+                    h.fields = fields.clone();
                     h
                 }
                 None => EventHistory {
-                    event: e.name.clone(),
+                    event: name.clone(),
                     total: 0,
                     totals: vec![Decimal::ZERO; fields.len()],
-                    fields,
+                    fields: fields.clone(),
                     last_at: None,
                     prev_at: None,
                     days: Vec::new(),
@@ -1256,9 +1366,12 @@ fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
         .kinds
         .iter()
         .map(|k| match old_points.iter().position(|h| *h.kind == **k) {
-            Some(i) => old_points.swap_remove(i),
+            Some(i) => PointsHistory {
+                kind: k.clone(),
+                ..old_points.swap_remove(i)
+            },
             None => PointsHistory {
-                kind: k.to_string(),
+                kind: k.clone(),
                 total: Decimal::ZERO,
                 days: Vec::new(),
             },
@@ -1270,9 +1383,12 @@ fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
         .iter()
         .map(|r| {
             let mut c = match old_counters.iter().position(|c| *c.rule == *r.name) {
-                Some(i) => old_counters.swap_remove(i),
+                Some(i) => RuleCounters {
+                    rule: r.name.clone(),
+                    ..old_counters.swap_remove(i)
+                },
                 None => RuleCounters {
-                    rule: r.name.to_string(),
+                    rule: r.name.clone(),
                     ..RuleCounters::default()
                 },
             };
@@ -1281,11 +1397,11 @@ fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
         })
         .collect();
     st.caps.resize(ir.caps.len(), PeriodCounter::default());
-    let mut kinds: Vec<(String, Decimal)> = ir
+    let mut kinds: Vec<(Arc<str>, Decimal)> = ir
         .kinds
         .iter()
         .skip(1)
-        .map(|k| (k.to_string(), Decimal::ZERO))
+        .map(|k| (k.clone(), Decimal::ZERO))
         .collect();
     for (k, v) in std::mem::take(&mut st.kinds) {
         if let Some(slot) = kinds.iter_mut().find(|(n, _)| *n == k) {
@@ -1300,7 +1416,12 @@ fn align(ir: &ProgramIr, mut st: CustomerState) -> CustomerState {
 
 /// A new customer's entry: a copy of `blank` with the id set (building it
 /// from the program was a large share of a replay's early events).
-fn new_entry(program: &Program, blank: &Option<Entry>, id: &Arc<str>) -> Result<Entry, Error> {
+fn new_entry(
+    program: &Program,
+    names: &Names,
+    blank: &Option<Entry>,
+    id: &Arc<str>,
+) -> Result<Entry, Error> {
     match blank {
         Some(b) => {
             let mut e = b.clone();
@@ -1312,7 +1433,7 @@ fn new_entry(program: &Program, blank: &Option<Entry>, id: &Arc<str>) -> Result<
             Ok(e)
         }
         None => {
-            let state = new_state(&program.inner.ir, id);
+            let state = new_state(&program.inner.ir, names, id);
             let view = view_of(program, &state)?;
             Ok(Entry::new(state, view))
         }
@@ -1995,60 +2116,63 @@ fn refund(
     }
 }
 
-/// Keep customer `id` as it is now (None: not there), unless kept already.
-fn save_entry(saved: &mut Ids<Option<Entry>>, customers: &Ids<Entry>, id: &Arc<str>) {
-    if !saved.contains_key(id) {
-        saved.insert(id.clone(), customers.get(id).cloned());
-    }
+/// Customers as they were before a partition first changed them (None:
+/// new), each once.
+type Saved = Vec<(Arc<str>, Option<Box<Entry>>)>;
+
+/// Keep customer `id` as it is now (None: not there); the caller keeps
+/// each customer once.
+fn save_entry(saved: &mut Saved, customers: &Ids<Entry>, id: &Arc<str>) {
+    saved.push((id.clone(), customers.get(id).cloned().map(Box::new)));
 }
 
-#[derive(Clone, Default)]
+/// Customers linked by referrals, as sets (by index: one hash lookup per
+/// id, no allocation for ids already known).
+#[derive(Default)]
 struct UnionFind {
-    parent: Ids<Arc<str>>,
+    index: Ids<u32>,
+    names: Vec<Arc<str>>,
+    parent: Vec<u32>,
 }
 
 impl UnionFind {
-    fn add(&mut self, id: &str) {
-        if !self.parent.contains_key(id) {
-            let a: Arc<str> = Arc::from(id);
-            self.parent.insert(a.clone(), a);
+    fn add_arc(&mut self, id: &Arc<str>) -> u32 {
+        match self.index.get(&**id) {
+            Some(&i) => i,
+            None => self.push(id.clone()),
         }
     }
-    fn add_arc(&mut self, id: &Arc<str>) {
-        if !self.parent.contains_key(&**id) {
-            self.parent.insert(id.clone(), id.clone());
+    fn add(&mut self, id: &str) -> u32 {
+        match self.index.get(id) {
+            Some(&i) => i,
+            None => self.push(Arc::from(id)),
         }
     }
-    fn find(&mut self, id: &str) -> Arc<str> {
-        self.add(id);
-        let mut cur: Arc<str> = Arc::from(id);
-        let mut path = Vec::new();
-        loop {
-            let p = self
-                .parent
-                .get(&cur)
-                .cloned()
-                .unwrap_or_else(|| cur.clone());
-            if p == cur {
-                break;
-            }
-            path.push(cur);
-            cur = p;
-        }
-        for n in path {
-            self.parent.insert(n, cur.clone());
-        }
-        cur
+    fn push(&mut self, id: Arc<str>) -> u32 {
+        let i = self.names.len() as u32;
+        self.index.insert(id.clone(), i);
+        self.names.push(id);
+        self.parent.push(i);
+        i
     }
-    fn union(&mut self, a: &str, b: &str) {
+    fn find(&mut self, mut i: u32) -> u32 {
+        while self.parent[i as usize] != i {
+            // path halving
+            let g = self.parent[self.parent[i as usize] as usize];
+            self.parent[i as usize] = g;
+            i = g;
+        }
+        i
+    }
+    fn union(&mut self, a: u32, b: u32) {
         let ra = self.find(a);
         let rb = self.find(b);
         if ra != rb {
             // the smaller id is the root: deterministic
-            if ra < rb {
-                self.parent.insert(rb, ra);
+            if self.names[ra as usize] < self.names[rb as usize] {
+                self.parent[rb as usize] = ra;
             } else {
-                self.parent.insert(ra, rb);
+                self.parent[ra as usize] = rb;
             }
         }
     }
@@ -2061,4 +2185,114 @@ fn fnv(s: &str) -> u64 {
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: &str = "rule \"A\" on purchase if count of purchases in last 30 days = 2 \
+                       award 1 point per $1\n  at most 3 times per customer per month";
+
+    fn names_shared(a: &CustomerState, b: &CustomerState) -> bool {
+        a.history.len() == b.history.len()
+            && a.history
+                .iter()
+                .zip(&b.history)
+                .all(|(x, y)| Arc::ptr_eq(&x.event, &y.event) && Arc::ptr_eq(&x.fields, &y.fields))
+            && a.counters
+                .iter()
+                .zip(&b.counters)
+                .all(|(x, y)| Arc::ptr_eq(&x.rule, &y.rule))
+            && a.points_history
+                .iter()
+                .zip(&b.points_history)
+                .all(|(x, y)| Arc::ptr_eq(&x.kind, &y.kind))
+    }
+
+    /// New customers, and customers restored from a snapshot, share the
+    /// names in their states; the snapshot's JSON is unchanged by it.
+    #[test]
+    fn states_share_names() {
+        let p = Program::compile(SRC).unwrap();
+        let mut e = Engine::new(p.clone());
+        for (i, c) in ["c1", "c2", "c1"].iter().enumerate() {
+            let json = format!(
+                r#"{{"type":"purchase","id":"o{i}","customer":"{c}","time":"2025-01-0{}T10:00:00Z","amount":"10"}}"#,
+                i + 1
+            );
+            e.process_json(&json).unwrap();
+        }
+        let (a, b) = (e.customer("c1").unwrap(), e.customer("c2").unwrap());
+        assert!(!a.history.is_empty() && !a.counters.is_empty());
+        assert!(names_shared(a, b));
+        let json = serde_json::to_string(&e.snapshot()).unwrap();
+        let r = Engine::from_snapshot(p, serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(serde_json::to_string(&r.snapshot()).unwrap(), json);
+        let (a, b) = (r.customer("c1").unwrap(), r.customer("c2").unwrap());
+        assert!(names_shared(a, b));
+        assert!(a
+            .history
+            .iter()
+            .any(|h| &*h.event == "purchase" && h.total == 2));
+    }
+
+    /// Recycled outcome vectors start empty: outcomes of `replay_with`
+    /// (which hands each outcome's vectors to the next event) equal those
+    /// of `process` on an engine that keeps every outcome.
+    #[test]
+    fn recycled_vectors_start_empty() {
+        let p = Program::compile(
+            "points are pending for 1 day\nrule \"A\" on purchase award 1 point per $1",
+        )
+        .unwrap();
+        let evs: Vec<Event> = (0..6)
+            .map(|i| {
+                p.event_from_json(&format!(
+                    r#"{{"type":"purchase","id":"o{i}","customer":"c{}","time":"2025-01-{:02}T10:00:00Z","amount":"10"}}"#,
+                    i % 2,
+                    1 + 2 * i
+                ))
+                .unwrap()
+            })
+            .collect();
+        let mut kept = Engine::new(p.clone());
+        let want: Vec<String> = evs
+            .iter()
+            .map(|e| kept.process(e).to_json_string())
+            .collect();
+        assert!(want.iter().filter(|o| o.contains("released")).count() >= 4);
+        let mut e = Engine::new(p);
+        let mut got = Vec::new();
+        e.replay_with(evs, |o| got.push(o.to_json_string()));
+        assert_eq!(got, want);
+    }
+
+    /// Linked customers share a set whose root is the smallest id,
+    /// whatever the order of the links.
+    #[test]
+    fn union_find_roots() {
+        let mut uf = UnionFind::default();
+        let ids: Vec<u32> = ["d", "b", "c", "a", "e"]
+            .iter()
+            .map(|s| uf.add(s))
+            .collect();
+        uf.union(ids[0], ids[1]); // d-b
+        uf.union(ids[2], ids[0]); // c-d
+        uf.union(ids[4], ids[4]); // e alone
+        let root = |uf: &mut UnionFind, i: u32| {
+            let r = uf.find(i);
+            uf.names[r as usize].to_string()
+        };
+        for &i in &ids[..3] {
+            assert_eq!(root(&mut uf, i), "b");
+        }
+        assert_eq!(root(&mut uf, ids[3]), "a");
+        assert_eq!(root(&mut uf, ids[4]), "e");
+        uf.union(ids[2], ids[3]);
+        for &i in &ids[..4] {
+            assert_eq!(root(&mut uf, i), "a");
+        }
+        assert_eq!(uf.add("c"), ids[2], "known ids keep their index");
+    }
 }

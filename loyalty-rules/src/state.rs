@@ -116,12 +116,13 @@ pub struct DayBucket {
 /// windows the program uses, and streaks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventHistory {
-    /// The event type.
-    pub event: String,
+    /// The event type (shared by all customers' states).
+    pub event: Arc<str>,
     /// Events ever.
     pub total: u64,
-    /// The tracked fields, in the order of `sums`.
-    pub fields: Vec<String>,
+    /// The tracked fields, in the order of `sums` (shared by all
+    /// customers' states).
+    pub fields: Arc<[Arc<str>]>,
     /// All-time sums of the tracked fields.
     pub totals: Vec<Decimal>,
     /// The latest event's time.
@@ -147,8 +148,8 @@ pub struct EventHistory {
 /// Points earned per day for one point kind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointsHistory {
-    /// The kind.
-    pub kind: String,
+    /// The kind (shared by all customers' states).
+    pub kind: Arc<str>,
     /// Earned ever (net of reversals).
     pub total: Decimal,
     /// (local date, points) oldest first.
@@ -170,8 +171,8 @@ pub struct PeriodCounter {
 /// Per-rule counters of one customer.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleCounters {
-    /// The rule.
-    pub rule: String,
+    /// The rule (shared by all customers' states).
+    pub rule: Arc<str>,
     /// Times fired ever.
     pub fired: u64,
     /// Last time fired.
@@ -204,7 +205,7 @@ pub struct CustomerState {
     pub balances: Balances,
     /// Lifetime totals of the other point kinds.
     #[serde(default)]
-    pub kinds: Vec<(String, Decimal)>,
+    pub kinds: Vec<(Arc<str>, Decimal)>,
     /// Point lots with points remaining.
     #[serde(default)]
     pub lots: Vec<Lot>,

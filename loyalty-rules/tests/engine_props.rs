@@ -174,6 +174,11 @@ proptest! {
         prop_assert_eq!(seq_out, par_out);
         prop_assert_eq!(state_json(&seq), state_json(&par));
         prop_assert_eq!(seq_stats.points_issued, par_stats.points_issued);
+        // without keeping the outcomes: the same states and totals
+        let mut totals = setup(&p);
+        let tot_stats = totals.replay_parallel_totals(events(&p, &raw), 3);
+        prop_assert_eq!(state_json(&seq), state_json(&totals));
+        prop_assert_eq!(&par_stats, &tot_stats);
     }
 
     #[test]
