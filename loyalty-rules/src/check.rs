@@ -964,7 +964,6 @@ impl Checker<'_, '_> {
             budget,
             expiry,
             pred: None,
-            guard: None,
         })
     }
 

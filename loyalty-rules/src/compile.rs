@@ -43,7 +43,7 @@ impl Quick {
             from: r.active.0.map_or(i32::MIN, |d| d.num_days_from_ce()),
             to: r.active.1.map_or(i32::MAX, |d| d.num_days_from_ce()),
             stateful: !(r.limits.is_empty() && r.budget.is_none()),
-            guard: r.guard.clone(),
+            guard: r.pred.as_ref().and_then(crate::pred::Pred::guard),
         }
     }
 }
@@ -53,7 +53,6 @@ impl Compiled {
         fold_program(&mut ir);
         for r in &mut ir.rules {
             r.pred = r.cond.as_ref().map(crate::pred::Pred::build);
-            r.guard = r.pred.as_ref().and_then(crate::pred::Pred::guard);
         }
         let mut by_event: Vec<Vec<u32>> = vec![Vec::new(); ir.events.len()];
         for (i, r) in ir.rules.iter().enumerate() {

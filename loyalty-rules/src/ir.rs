@@ -206,8 +206,6 @@ pub(crate) struct RuleIr {
     pub expiry: Option<ExpirySpec>,
     /// `cond` as a fast predicate (set by the compiler, after folding).
     pub pred: Option<crate::pred::Pred>,
-    /// The predicate's first test, when it is a cheap direct one.
-    pub guard: Option<crate::pred::Pred>,
 }
 
 impl RuleIr {

@@ -516,19 +516,6 @@ fn holds(op: CmpOp, o: Ordering) -> bool {
     }
 }
 
-const POW10: [i128; 10] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-    1_000_000_000,
-];
-
 const POW10_U64: [u64; 20] = {
     let mut t = [1u64; 20];
     let mut i = 1;
@@ -571,10 +558,16 @@ pub(crate) fn dec_cmp(a: &Decimal, b: &Decimal) -> Ordering {
         return ma.cmp(&mb);
     }
     // |mantissa| < 2^96 and 10^k < 2^32 for k <= 9: the product fits an i128
+    let pow = |k: u32| {
+        POW10_U64
+            .get(k as usize)
+            .filter(|_| k <= 9)
+            .map(|&p| i128::from(p))
+    };
     let aligned = if sa < sb {
-        POW10.get((sb - sa) as usize).map(|p| (ma * p).cmp(&mb))
+        pow(sb - sa).map(|p| (ma * p).cmp(&mb))
     } else {
-        POW10.get((sa - sb) as usize).map(|p| ma.cmp(&(mb * p)))
+        pow(sa - sb).map(|p| ma.cmp(&(mb * p)))
     };
     aligned.unwrap_or_else(|| a.cmp(b))
 }
