@@ -1382,11 +1382,11 @@ impl<'s> P<'s> {
         })
     }
 
-    /// `set_tier = kw_set ~ kw_tier ~ kw_to? ~ word`
+    /// `set_tier = kw_set ~ kw_tier ~ (kw_to | "=")? ~ word`
     fn set_tier(&mut self) -> Option<EffectKind> {
         self.attempt(|p| {
             p.kws(&["set", "tier"])?;
-            p.kw("to");
+            let _ = p.kw("to") || p.eat(b'=');
             Some(EffectKind::SetTier(p.word()?))
         })
     }

@@ -95,6 +95,9 @@ fn effect() -> impl Strategy<Value = String> {
         Just("grant reward \"free coffee\"".to_string()),
         Just("grant reward \"free coffee\" to customer.referred_by".to_string()),
         Just("set tier gold".to_string()),
+        Just("set tier to gold".to_string()),
+        Just("set tier = gold".to_string()),
+        Just("set tier = 5".to_string()),
         Just("tag customer \"vip\"".to_string()),
         Just("notify \"Thanks, \\\"friend\\\"\"".to_string()),
         Just("extend expiry by 3 months".to_string()),
@@ -168,4 +171,28 @@ fn format_canonicalises_case_and_layout() {
         format(src).unwrap(),
         "if Purchase > $100 then award 100 points\n\nrule \"x\"\n  on purchase\n  if purchase.amount > 1 and not purchase.store is set\n  award 2 points\n"
     );
+}
+
+/// Fuzz finding `format_roundtrip/formatted-tree-differs-1`: `set tier = gold`
+/// was read as setting an attribute named `tier`, which the formatter printed
+/// as `set tier to gold`, a tier change. All three spellings are one tier
+/// change now, in both parsers, and an attribute target that is not a tier
+/// name keeps its meaning through formatting.
+#[test]
+fn set_tier_spellings_are_one_effect_and_survive_formatting() {
+    let rule = |e: &str| format!("tiers silver, gold\nrule \"R\" on purchase {e}\n");
+    let plain = parse(&rule("set tier gold")).unwrap();
+    for spelling in ["set tier to gold", "set tier = gold", "SET Tier = gold"] {
+        let src = rule(spelling);
+        let ast = parse(&src).unwrap();
+        assert_eq!(ast, plain, "{spelling}");
+        let once = format(&src).unwrap();
+        assert!(once.contains("  set tier gold\n"), "{once}");
+        assert_eq!(parse(&once).unwrap(), ast);
+    }
+    // A number is not a tier name: that stays an attribute assignment, and
+    // formatting keeps it one.
+    let src = rule("set tier = 5");
+    let once = format(&src).unwrap();
+    assert_eq!(parse(&once).unwrap(), parse(&src).unwrap(), "{once}");
 }
