@@ -1935,9 +1935,10 @@ impl<'s> P<'s> {
         }) {
             return Some(h);
         }
-        // hist_sum = kw_sum ~ kw_of ~ postfix ~ window
+        // hist_sum = kw_sum ~ kw_of ~ &(word ~ ("." ~ word)* ~ window) ~ postfix ~ window
         if let Some(h) = self.attempt(|p| {
             p.kws(&["sum", "of"])?;
+            p.path_then_window().then_some(())?;
             let (path, _) = p.postfix()?;
             Some(History::Sum(Box::new(path), p.window()?))
         }) {
@@ -1967,6 +1968,24 @@ impl<'s> P<'s> {
         // days_since_last = kw_days ~ kw_since ~ kw_last ~ word
         self.after(&["days", "since", "last"], Self::word)
             .map(History::DaysSinceLast)
+    }
+
+    /// `&(word ~ ("." ~ word)* ~ window)`: a lookahead, consumes nothing.
+    fn path_then_window(&mut self) -> bool {
+        let s = self.save();
+        let mut ok = self.word().is_some();
+        if ok {
+            loop {
+                let dot = self.save();
+                if !(self.eat(b'.') && self.word().is_some()) {
+                    self.restore(dot);
+                    break;
+                }
+            }
+            ok = self.window().is_some();
+        }
+        self.restore(s);
+        ok
     }
 
     /// `hist_points = point_kind? ~ kw_points ~ kw_earned ~ window`
@@ -2027,9 +2046,9 @@ impl<'s> P<'s> {
         })
     }
 
-    /// `call = word ~ "(" ~ (expr ~ ("," ~ expr)*)? ~ ")"`
+    /// `call = !keyword ~ word ~ "(" ~ (expr ~ ("," ~ expr)*)? ~ ")"`
     fn call(&mut self) -> Option<E> {
-        if self.b.get(self.after_word()) != Some(&b'(') {
+        if self.b.get(self.after_word()) != Some(&b'(') || is_keyword(self.lower_word()) {
             return None;
         }
         self.attempt(|p| {

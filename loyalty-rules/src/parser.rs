@@ -78,11 +78,19 @@ pub(crate) fn assert_same_as_pest(source: &str, fast: &Program) {
 /// The pest parser and the pairs-to-tree builder: the specification, and
 /// the only source of syntax diagnostics. `parse` checks the limits first.
 pub(crate) fn parse_pest(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
-    // Nested brackets can make the grammar backtrack exponentially (found
-    // by fuzzing: 89 bytes of `IF(IF (` took 13 s). pest's call limit bounds
-    // the work; a clean program needs a few dozen rule calls per byte.
+    // A PEG backtracks, and an ordered choice that reads the same text
+    // twice makes nested input exponential (found by fuzzing: 89 bytes of
+    // `IF(IF (` took 13 s while `IF (` was tried both as `if` and as a
+    // call). The grammar no longer has such a choice that we know of;
+    // pest's call limit bounds the work of any we do not. A clean program
+    // needs a few dozen rule calls per byte.
     let calls = limits::PARSER_CALLS_FLOOR
         .saturating_add(source.len().saturating_mul(limits::PARSER_CALLS_PER_BYTE));
+    parse_pest_within(source, sink, calls)
+}
+
+/// [`parse_pest`] with a budget of `calls` grammar-rule calls.
+fn parse_pest_within(source: &str, sink: &mut Sink<'_>, calls: usize) -> Option<Program> {
     let parsed = {
         let _turn = PEST_TURN.lock().unwrap_or_else(|e| e.into_inner());
         pest::set_call_limit(std::num::NonZeroUsize::new(calls));
@@ -277,7 +285,7 @@ fn report_syntax_error(source: &str, e: pest::error::Error<Rule>, sink: &mut Sin
         .sum();
     let end = end.max(start + word_len);
     let found = if rest.is_empty() {
-        "the end of the program".to_string()
+        "end of the program".to_string()
     } else {
         format!("`{}`", &source[start..end.min(source.len())])
     };
@@ -1581,5 +1589,29 @@ fn period_unit(p: Pair<'_, Rule>) -> PeriodUnit {
         Some(Rule::kw_months) => PeriodUnit::Month,
         Some(Rule::kw_years) => PeriodUnit::Year,
         _ => PeriodUnit::Day,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The call budget is what stops a parse that backtracks too much: the
+    /// same text parses within the normal budget and gets the limit
+    /// diagnostic (and no tree, and no syntax error) within a tiny one.
+    #[test]
+    fn a_parse_over_its_call_budget_gets_the_limit_diagnostic() {
+        let src = "rule \"x\" on purchase if (purchase.amount > $10 award 1 point\n";
+        let mut sink = Sink::new(src);
+        assert!(parse_pest(src, &mut sink).is_none());
+        assert_eq!(sink.diags.len(), 1);
+        assert_eq!(sink.diags[0].kind, ErrorKind::Syntax, "{:?}", sink.diags);
+
+        let mut sink = Sink::new(src);
+        assert!(parse_pest_within(src, &mut sink, 50).is_none());
+        assert_eq!(sink.diags.len(), 1, "{:?}", sink.diags);
+        assert_eq!(sink.diags[0].kind, ErrorKind::Limit);
+        assert!(sink.diags[0].message.contains("too complex"));
+        assert!(sink.diags[0].hint.is_some());
     }
 }
