@@ -132,15 +132,17 @@ struct Col {
     array: ArrayRef,
 }
 
-/// Convert all rows to events, on `threads` threads, in row order.
+/// Convert all rows to events, on `threads` threads, in row order; the
+/// first row is numbered `first_row` in errors.
 pub fn to_events(
     program: &Program,
     batches: &[RecordBatch],
     mapping: &Mapping,
     threads: usize,
+    first_row: usize,
 ) -> Result<Vec<Event>, RowError> {
     let mut out = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
-    let mut base = 0usize;
+    let mut base = first_row;
     for b in batches {
         let schema = b.schema();
         let mut cols = Vec::new();

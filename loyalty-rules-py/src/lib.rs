@@ -4,10 +4,19 @@
 //! `python/loyalty_rules/__init__.py`.
 
 mod arrow_io;
+
+/// mimalloc for the extension's own (Rust) allocations, as polars does:
+/// converting, evaluating and freeing millions of small values a chunk at
+/// a time fragments glibc's allocator (a quarter of the time went to its
+/// bin upkeep). Python's objects still use Python's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod errors;
 mod pyjson;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -34,6 +43,33 @@ fn guard<T>(f: impl FnOnce() -> T) -> PyResult<T> {
         ))
     })
 }
+
+/// A multiply-rotate hash (the Fx hash) for maps keyed by customer id
+/// within one call: ids come from the caller's own table, so resistance to
+/// chosen collisions buys nothing here.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        // hashbrown takes its control bits from the top 7 bits: mix them
+        let h = self.0;
+        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
+    }
+}
+
+type FastHash = BuildHasherDefault<FxHasher>;
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -225,24 +261,30 @@ impl PyProgram {
         let offs = &self.offsets;
         let r = py.detach(|| {
             guard(|| -> Result<_, RowError> {
-                let events = arrow_io::to_events(program, &batches, &map, threads)?;
-                drop(batches);
-                let n = events.len();
-                let chunk = n.div_ceil(threads).max(1);
-                let eval = |evs: &[Event]| -> Result<Vec<Outcome>, loyalty_rules::Error> {
-                    let mut local: HashMap<&str, Customer> = HashMap::new();
+                // Rows are converted, evaluated and added to the results a
+                // chunk at a time, so memory holds one chunk's events and
+                // outcomes, not the whole table's.
+                const CHUNK: usize = 1 << 16;
+                let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+                // each thread's customers without a profile, kept across chunks
+                let mut caches: Vec<HashMap<String, Customer, FastHash>> =
+                    (0..threads).map(|_| HashMap::default()).collect();
+                let eval = |evs: &[Event],
+                            local: &mut HashMap<String, Customer, FastHash>|
+                 -> Result<Vec<Outcome>, loyalty_rules::Error> {
                     let mut out = Vec::with_capacity(evs.len());
                     for ev in evs {
-                        let c = match profiles.get(ev.customer()) {
+                        let id = ev.customer();
+                        let c = match profiles.get(id) {
                             Some(c) => c,
-                            None => {
-                                if !local.contains_key(ev.customer()) {
-                                    let c = program
-                                        .customer_from_value(&json!({"id": ev.customer()}))?;
-                                    local.insert(ev.customer(), c);
+                            None => match local.get(id) {
+                                Some(c) => c,
+                                None => {
+                                    let c = program.customer_from_value(&json!({ "id": id }))?;
+                                    local.insert(id.to_string(), c);
+                                    &local[id]
                                 }
-                                &local[ev.customer()]
-                            }
+                            },
                         };
                         out.push(if explain {
                             program.explain(ev, c)
@@ -252,33 +294,50 @@ impl PyProgram {
                     }
                     Ok(out)
                 };
-                let parts: Vec<Result<Vec<Outcome>, loyalty_rules::Error>> =
-                    if threads <= 1 || n < 8192 {
-                        vec![eval(&events)]
-                    } else {
-                        std::thread::scope(|s| {
-                            let hs: Vec<_> = events
-                                .chunks(chunk)
-                                .map(|c| s.spawn(move || eval(c)))
-                                .collect();
-                            hs.into_iter()
-                                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                                .collect()
-                        })
-                    };
-                let mut outs = Vec::with_capacity(n);
-                for p in parts {
-                    outs.extend(p.map_err(|e| RowError {
-                        row: 0,
-                        kind: RowErrorKind::Core(e),
-                    })?);
+                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, total);
+                let mut times: Vec<i64> = Vec::with_capacity(total);
+                let mut first_row = 0usize;
+                for batch in &batches {
+                    let mut offset = 0;
+                    while offset < batch.num_rows() {
+                        let len = CHUNK.min(batch.num_rows() - offset);
+                        let part = [batch.slice(offset, len)];
+                        let events = arrow_io::to_events(program, &part, &map, threads, first_row)?;
+                        let n = events.len();
+                        let parts: Vec<Result<Vec<Outcome>, loyalty_rules::Error>> = if threads <= 1
+                            || n < 8192
+                        {
+                            vec![eval(&events, &mut caches[0])]
+                        } else {
+                            let eval = &eval;
+                            std::thread::scope(|s| {
+                                let hs: Vec<_> = events
+                                    .chunks(n.div_ceil(threads))
+                                    .zip(caches.iter_mut())
+                                    .map(|(c, local)| s.spawn(move || eval(c, local)))
+                                    .collect();
+                                hs.into_iter()
+                                    .map(|h| {
+                                        h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+                                    })
+                                    .collect()
+                            })
+                        };
+                        for p in parts {
+                            let outs = p.map_err(|e| RowError {
+                                row: 0,
+                                kind: RowErrorKind::Core(e),
+                            })?;
+                            for o in &outs {
+                                rb.push(o);
+                            }
+                        }
+                        times.extend(events.iter().map(|e| e.time().timestamp_micros()));
+                        first_row += len;
+                        offset += len;
+                    }
                 }
-                let times: Vec<i64> = events.iter().map(|e| e.time().timestamp_micros()).collect();
-                let rows: Vec<i64> = (0..n as i64).collect();
-                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, n);
-                for o in &outs {
-                    rb.push(o);
-                }
+                let rows: Vec<i64> = (0..times.len() as i64).collect();
                 let b = rb.finish(times, rows).map_err(|m| RowError {
                     row: 0,
                     kind: RowErrorKind::Column {
@@ -477,7 +536,7 @@ impl PyEngine {
         let inner = &self.inner;
         let r = py.detach(|| {
             guard(|| -> Result<Result<_, RowError>, String> {
-                let events = match arrow_io::to_events(program, &batches, &map, threads) {
+                let events = match arrow_io::to_events(program, &batches, &map, threads, 0) {
                     Ok(e) => e,
                     Err(e) => return Ok(Err(e)),
                 };

@@ -189,6 +189,34 @@ def test_evaluate_table_stateless(program: lr.Program) -> None:
         assert json.loads(row["outcome"]) == o.to_dict()
 
 
+def test_evaluate_table_in_chunks_keeps_row_order_and_numbers() -> None:
+    """A table longer than one conversion chunk (65,536 rows), in several
+    record batches: every row is evaluated once, in order, and an error
+    after the first chunk names its own row."""
+    program = lr.compile('rule "Base" on purchase award 1 point per $1\nrule "Big" on purchase if purchase.amount > $250 award 7 points')
+    n = 70_001
+    amounts = [f"{i % 300}.{i % 100:02d}" for i in range(n)]
+    t = pa.table(
+        {
+            "id": [f"o{i}" for i in range(n)],
+            "customer": [f"c{i % 997}" for i in range(n)],
+            "time": pa.array([1_767_225_600_000_000 + i for i in range(n)], pa.timestamp("us", "UTC")),
+            "amount": amounts,
+        }
+    )
+    reader = pa.RecordBatchReader.from_batches(t.schema, t.to_batches(max_chunksize=30_000))
+    for data, threads in ((t, 1), (reader, 2)):
+        out = program.evaluate(data, event_type="purchase", threads=threads).to_pydict()
+        assert out["row"] == list(range(n))
+        assert out["event"][65_535:65_538] == ["o65535", "o65536", "o65537"]
+        want = [int(Decimal(a)) + (7 if Decimal(a) > 250 else 0) for a in amounts]
+        assert out["points"] == want
+    bad = t.set_column(3, "amount", pa.array(amounts[:69_000] + ["lots"] + amounts[69_001:]))
+    with pytest.raises(lr.EventError) as ei:
+        program.evaluate(bad, event_type="purchase")
+    assert ei.value.row == 69_000 and ei.value.field == "amount"
+
+
 def test_partition_shape_round_trip(program: lr.Program, expected: list[lr.Outcome]) -> None:
     """Two partitions in sequence (as a distributed job over time slices
     would do) give the same final states as one run."""

@@ -118,8 +118,11 @@ fn is_keyword(w: &[u8]) -> bool {
 }
 
 /// The grammar's `lead_word` rule applied to a whole word (lower case).
-fn is_lead_word(w: &[u8]) -> bool {
-    let alts: &[&str] = match w[0] {
+pub(crate) fn is_lead_word(w: &[u8]) -> bool {
+    let Some(&first) = w.first() else {
+        return false;
+    };
+    let alts: &[&str] = match first {
         b'a' => &["nniversary", "ny", "ll"],
         b'c' => &["ount"],
         b'd' => &["ays", "ay"],

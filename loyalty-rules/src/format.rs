@@ -561,6 +561,13 @@ fn expr(e: &Expr) -> String {
                 t.format("%H:%M:%S").to_string()
             }
         }
+        // A name that is also the first word of a construct (`first`,
+        // `days`, `month`...) could join the word printed after it (`award
+        // first points` reads as `first points`, a history lookup):
+        // brackets keep it a name.
+        ExprKind::Name(n) if crate::parser::is_lead_word(n.to_ascii_lowercase().as_bytes()) => {
+            format!("({n})")
+        }
         ExprKind::Name(n) => n.clone(),
         ExprKind::Field(b, f) => format!("{}.{}", expr_at(b, POSTFIX), f.text),
         ExprKind::List(items) => format!(

@@ -15,6 +15,8 @@ use crate::limits;
 #[path = "fastparse.rs"]
 mod fastparse;
 
+pub(crate) use fastparse::is_lead_word;
+
 #[derive(pest_derive::Parser)]
 #[grammar = "../../grammar/loyalty.pest"]
 struct Grammar;

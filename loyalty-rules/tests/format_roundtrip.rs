@@ -196,3 +196,25 @@ fn set_tier_spellings_are_one_effect_and_survive_formatting() {
     let once = format(&src).unwrap();
     assert_eq!(parse(&once).unwrap(), parse(&src).unwrap(), "{once}");
 }
+
+/// Fuzz finding `format_roundtrip`: `IF Review THEN Award first` awards a
+/// name, `first`, which the formatter printed as `award first points`; that
+/// reads as `first points` (the customer's first `points` event). A name
+/// that is also a construct's first word is printed in brackets.
+#[test]
+fn a_name_that_starts_a_construct_keeps_its_meaning_through_formatting() {
+    for src in [
+        "IF Review THEN Award first",
+        "IF Review THEN Award days",
+        "rule \"r\" on purchase if month > 3 award 1 point",
+    ] {
+        let ast = parse(src).unwrap();
+        let once = format(src).unwrap();
+        assert_eq!(parse(&once).unwrap(), ast, "{once}");
+        assert_eq!(format(&once).unwrap(), once);
+    }
+    assert_eq!(
+        format("IF Review THEN Award first").unwrap(),
+        "if Review then award (first) points\n"
+    );
+}
