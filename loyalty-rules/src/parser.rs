@@ -1598,9 +1598,10 @@ fn period_unit(p: Pair<'_, Rule>) -> PeriodUnit {
 mod tests {
     use super::*;
 
-    /// The call budget is what stops a parse that backtracks too much: the
-    /// same text parses within the normal budget and gets the limit
-    /// diagnostic (and no tree, and no syntax error) within a tiny one.
+    /// The call budget is what stops a parse that backtracks too much: a
+    /// text with a syntax error gets that syntax error within the normal
+    /// budget, and only the limit diagnostic (no syntax error) within a
+    /// tiny one.
     #[test]
     fn a_parse_over_its_call_budget_gets_the_limit_diagnostic() {
         let src = "rule \"x\" on purchase if (purchase.amount > $10 award 1 point\n";
