@@ -4,6 +4,7 @@
 //! editor pays on every keystroke.
 //!
 //! cargo run --release -p loyalty-rules --example check_files -- FILE...
+use std::io::Write;
 use std::time::Instant;
 
 fn main() {
@@ -24,7 +25,10 @@ fn main() {
     timings.sort();
     let total: u128 = timings.iter().map(|t| t.0).sum();
     let limited: Vec<_> = timings.iter().filter(|t| t.1).collect();
-    println!(
+    // errors writing (a closed pipe, as with `| head`) are ignored
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
         "{} files: {:.1} ms in all; {} got a limit diagnostic ({:.1} ms)",
         timings.len(),
         total as f64 / 1000.0,
@@ -33,6 +37,6 @@ fn main() {
     );
     for (micros, limit, path) in timings.iter().rev().take(5) {
         let note = if *limit { " (limit)" } else { "" };
-        println!("{micros:>8} µs{note} {path}");
+        let _ = writeln!(out, "{micros:>8} µs{note} {path}");
     }
 }

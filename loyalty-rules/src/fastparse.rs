@@ -1483,23 +1483,28 @@ impl<'s> P<'s> {
         Some((acc, d))
     }
 
-    /// `kw_where ~ filter` (`filter = not_expr`)
+    /// `kw_where ~ filter` (`filter = not_expr_f`)
     fn where_filter(&mut self) -> Option<E> {
         self.attempt(|p| {
             p.kw_any(&["where", "has"]).then_some(())?;
-            p.not_expr()
+            p.not_expr_in(true)
         })
     }
 
     /// `not_expr = not_op* ~ cmp_expr`
     fn not_expr(&mut self) -> Option<E> {
+        self.not_expr_in(false)
+    }
+
+    /// `not_expr`, or with `filter` `not_expr_f = not_op* ~ cmp_expr_f`
+    fn not_expr_in(&mut self, filter: bool) -> Option<E> {
         self.attempt(|p| {
             let start = p.pos;
             let mut nots = 0;
             while p.kw("not") {
                 nots += 1;
             }
-            let (e, d) = p.cmp_expr()?;
+            let (e, d) = p.cmp_expr(filter)?;
             if nots % 2 == 1 {
                 let d = d + 1;
                 if !p.depth_ok(d) {
@@ -1512,8 +1517,10 @@ impl<'s> P<'s> {
         })
     }
 
-    /// `cmp_expr = additive ~ cmp_tail?`
-    fn cmp_expr(&mut self) -> Option<E> {
+    /// `cmp_expr = additive ~ cmp_tail?`, or with `filter`
+    /// `cmp_expr_f = additive ~ (cmp_tail | !cmp_start)`: `may_tail` below
+    /// is `cmp_start`.
+    fn cmp_expr(&mut self, filter: bool) -> Option<E> {
         let start = self.pos;
         let (lhs, ld) = self.additive()?;
         // Every tail starts with one of these: most comparisons have none.
@@ -1580,7 +1587,7 @@ impl<'s> P<'s> {
                 })
             });
         let Some((tail, td)) = tail else {
-            return Some((lhs, ld));
+            return if filter { None } else { Some((lhs, ld)) };
         };
         let lhs = b(lhs);
         let kind = match tail {

@@ -222,7 +222,9 @@ fn is_precedence_level(r: Rule) -> bool {
         Rule::or_expr
             | Rule::and_expr
             | Rule::not_expr
+            | Rule::not_expr_f
             | Rule::cmp_expr
+            | Rule::cmp_expr_f
             | Rule::additive
             | Rule::multiplicative
             | Rule::unary
@@ -1173,7 +1175,7 @@ impl Builder<'_, '_> {
                 }
                 (acc, d)
             }
-            Rule::not_expr => {
+            Rule::not_expr | Rule::not_expr_f => {
                 let parts: Vec<_> = inner.collect();
                 let nots = parts.iter().filter(|x| x.as_rule() == Rule::not_op).count();
                 let (mut e, mut d) = self.expr_d(parts.last()?.clone())?;
@@ -1184,7 +1186,7 @@ impl Builder<'_, '_> {
                 }
                 (e, d)
             }
-            Rule::cmp_expr => {
+            Rule::cmp_expr | Rule::cmp_expr_f => {
                 let (lhs, ld) = self.expr_d(inner.next()?)?;
                 let Some(tail) = inner.next() else {
                     return Some((lhs, ld));

@@ -189,17 +189,26 @@ fn nested_if_brackets_get_a_syntax_error_not_a_limit() {
     // because `IF (` was tried both as an inline `if` and as a call of a
     // function named `IF`. A keyword is never a function name now, so the
     // text is read once and gets an ordinary syntax error. Same for nested
-    // `sum of (`, once tried as a history sum and then as an aggregate.
+    // `sum of (`, once tried as a history sum and then as an aggregate, and
+    // for nested `where x <= (`.
     let ifs =
         "IF(IF (IF(IF (((IFF(IF (IF(IF (((IF ((IF noIFF(IF (IF(IF (((IF ((IF no ((IF n ((IF notq n";
     let sums = format!("rule \"x\" on purchase if {}x", "sum of (".repeat(14));
-    for src in [ifs, sums.as_str()] {
+    // a filter whose comparison does not parse used to end before it, and
+    // the enclosing comparison read the same text again
+    let filters = format!(
+        "rule \"x\" on purchase if {}x",
+        "all b in purchase.items where b.price <=(".repeat(14)
+    );
+    for src in [ifs, sums.as_str(), filters.as_str()] {
         let diags = check(src);
         assert_eq!(diags.len(), 1, "{diags:?}");
         assert_eq!(diags[0].kind, ErrorKind::Syntax, "{diags:?}");
     }
     let d = check("IF (purchase > $10 THEN award 1");
     assert_eq!(d[0].kind, ErrorKind::Syntax, "{d:?}");
+    // a comparison after a filter still belongs to the enclosing expression
+    assert!(check("rule \"x\" on purchase if count of i in purchase.items where i.price > $10 >= 2 award 1 point").is_empty());
     // a function call and a history sum still parse
     assert!(check("rule \"x\" on purchase if min(purchase.amount, $5) > $1 and sum of purchase.amount in last 30 days > $100 award 1 point").is_empty());
 }
