@@ -4,6 +4,8 @@
 //! `python/loyalty_rules/__init__.py`.
 
 mod arrow_io;
+mod errors;
+mod pyjson;
 
 /// mimalloc for the extension's own (Rust) allocations, as polars does:
 /// converting, evaluating and freeing millions of small values a chunk at
@@ -11,9 +13,6 @@ mod arrow_io;
 /// bin upkeep). Python's objects still use Python's allocator.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-mod errors;
-mod pyjson;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

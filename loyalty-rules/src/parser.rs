@@ -83,9 +83,10 @@ pub(crate) fn parse_pest(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
     // A PEG backtracks, and an ordered choice that reads the same text
     // twice makes nested input exponential (found by fuzzing: 89 bytes of
     // `IF(IF (` took 13 s while `IF (` was tried both as `if` and as a
-    // call). The grammar no longer has such a choice that we know of;
-    // pest's call limit bounds the work of any we do not. A clean program
-    // needs a few dozen rule calls per byte.
+    // call). Three such choices are gone (`IF (`, `sum of (`, `where x <=
+    // (`); fuzzing still grows inputs that use up the budget (long runs of
+    // `-` before chains of `if count of ... where`), so pest's call limit
+    // bounds the work. A clean program needs a few dozen rule calls per byte.
     let calls = limits::PARSER_CALLS_FLOOR
         .saturating_add(source.len().saturating_mul(limits::PARSER_CALLS_PER_BYTE));
     parse_pest_within(source, sink, calls)
