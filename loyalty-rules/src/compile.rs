@@ -18,13 +18,16 @@ pub(crate) struct Compiled {
     /// For each rule (by index into `ir.rules`), what the rule loop checks
     /// first, kept together so that skipping a rule touches one record.
     pub quick: Box<[Quick]>,
+    /// For each group, its rules (indexes into `ir.rules`) in evaluation
+    /// order, so that deciding a best group does not scan every rule.
+    pub group_members: Box<[Box<[u32]>]>,
     pub source: Arc<str>,
     /// Byte offset of each line start, for line/column of explanations.
     line_starts: Vec<usize>,
 }
 
 /// A rule's cheap checks: its active dates, its guard (the predicate's
-/// first test when that is a direct comparison), and whether it has limits
+/// leading direct tests), and whether it has limits
 /// or a budget (then it cannot be ruled out without its state).
 #[derive(Debug)]
 pub(crate) struct Quick {
@@ -33,17 +36,25 @@ pub(crate) struct Quick {
     pub from: i32,
     pub to: i32,
     pub stateful: bool,
-    pub guard: Option<crate::pred::Pred>,
+    /// The condition's leading direct tests (`Pred::guard`).
+    pub guard: Box<[crate::pred::Guard]>,
+    /// Whether `guard` is the whole condition (true when there is none).
+    pub decides: bool,
 }
 
 impl Quick {
     fn of(r: &RuleIr) -> Quick {
         use chrono::Datelike;
+        let (guard, decides) = match &r.pred {
+            Some(p) => p.guard(),
+            None => (Box::default(), true),
+        };
         Quick {
             from: r.active.0.map_or(i32::MIN, |d| d.num_days_from_ce()),
             to: r.active.1.map_or(i32::MAX, |d| d.num_days_from_ce()),
             stateful: !(r.limits.is_empty() && r.budget.is_none()),
-            guard: r.pred.as_ref().and_then(crate::pred::Pred::guard),
+            guard,
+            decides,
         }
     }
 }
@@ -63,6 +74,16 @@ impl Compiled {
             list.sort_by_key(|&i| std::cmp::Reverse(ir.rules[i as usize].priority));
         }
         let quick = ir.rules.iter().map(Quick::of).collect();
+        let mut group_members: Vec<Vec<u32>> = vec![Vec::new(); ir.groups.len()];
+        for list in &by_event {
+            for &i in list {
+                if let Some((g, _)) = ir.rules[i as usize].group {
+                    if let Some(m) = group_members.get_mut(g as usize) {
+                        m.push(i);
+                    }
+                }
+            }
+        }
         let mut line_starts = vec![0];
         // bytes, not chars: `match_indices` was a third of this function
         line_starts.extend(
@@ -76,6 +97,10 @@ impl Compiled {
             ir,
             by_event: by_event.into_iter().map(Vec::into_boxed_slice).collect(),
             quick,
+            group_members: group_members
+                .into_iter()
+                .map(Vec::into_boxed_slice)
+                .collect(),
             source: Arc::from(source),
             line_starts,
         }

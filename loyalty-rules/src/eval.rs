@@ -673,16 +673,18 @@ pub(crate) fn matching<'a>(
     let ev = Evaluator { ir };
     let mut cx = Ctx::new(event, customer, None, 0);
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
-    let today = event.local.date;
+    let day = event.local.date.num_days_from_ce();
     order.iter().filter_map(move |&ri| {
         let rule = &ir.rules[ri as usize];
-        if !rule.active_on(today) {
+        let q = &c.quick[ri as usize];
+        if day < q.from || day > q.to || q.guard.iter().any(|g| !g.holds(&cx)) {
             return None;
         }
-        let holds = match &rule.pred {
-            None => true,
-            Some(p) => matches!(p.test(&ev, &mut cx), Ok(true)),
-        };
+        let holds = q.decides
+            || match &rule.pred {
+                None => true,
+                Some(p) => matches!(p.test(&ev, &mut cx), Ok(true)),
+            };
         holds.then_some(&*rule.name)
     })
 }
@@ -785,13 +787,22 @@ pub(crate) fn run_with<'a>(
                 continue;
             }
             let fuel = cx.fuel;
+            // the group's rules for this event, in evaluation order
+            let members = c.group_members[g as usize]
+                .iter()
+                .copied()
+                .filter(|&mi| ir.rules[mi as usize].event == rule.event);
             if best
                 && !explain
                 && stopped_by.is_none()
-                && order.iter().all(|&mi| {
-                    let m = &ir.rules[mi as usize];
-                    m.group != rule.group
-                        || cannot_fire(&ev, m, &c.quick[mi as usize], &mut cx, day)
+                && members.clone().all(|mi| {
+                    cannot_fire(
+                        &ev,
+                        &ir.rules[mi as usize],
+                        &c.quick[mi as usize],
+                        &mut cx,
+                        day,
+                    )
                 })
             {
                 // no member can fire: the group is decided, with no winner
@@ -805,11 +816,8 @@ pub(crate) fn run_with<'a>(
                 // (the earliest in evaluation order on a tie).
                 let mut fired: Vec<Candidate<'_>> = Vec::new();
                 let saved_caps = cx.cap_used.clone();
-                for &mi in order {
+                for mi in members {
                     let m = &ir.rules[mi as usize];
-                    if m.group != rule.group {
-                        continue;
-                    }
                     let mut effs = Vec::new();
                     let mut defs = Vec::new();
                     cx.cap_used.clone_from(&saved_caps);
@@ -968,7 +976,7 @@ pub(crate) fn run_with<'a>(
 /// or (with no limits to check) its condition is false. A true condition or
 /// an error is left to the full path, which tests it again from the same
 /// fuel. Only for evaluations without explanations: it records nothing.
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 fn cannot_fire<'a>(
     ev: &Evaluator<'a>,
     rule: &'a RuleIr,
@@ -976,10 +984,15 @@ fn cannot_fire<'a>(
     cx: &mut Ctx<'a>,
     today: i32,
 ) -> bool {
-    if today < q.from || today > q.to || q.guard.as_ref().is_some_and(|g| !g.guard_holds(cx)) {
+    if today < q.from || today > q.to {
         return true;
     }
-    if q.stateful && cx.st.is_some() {
+    for g in &q.guard {
+        if !g.holds(cx) {
+            return true;
+        }
+    }
+    if q.decides || (q.stateful && cx.st.is_some()) {
         return false;
     }
     let Some(pred) = &rule.pred else { return false };

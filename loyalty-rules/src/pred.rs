@@ -312,30 +312,69 @@ impl Pred {
         }
     }
 
-    /// The condition's first test when it is a plain comparison of a number
-    /// or the weekday against constants: if it fails the whole condition is
-    /// false (and it cannot fail with an error), so the rule loop can skip
-    /// the rule with one direct check.
-    pub fn guard(&self) -> Option<Pred> {
-        let first = match self {
-            Pred::All(ps) => ps.first()?,
-            p => p,
+    /// The condition's leading direct tests (see [`leaf`](Self::leaf)), as
+    /// [`Guard`]s: the whole condition when it is one, or the first operands
+    /// of an `and` up to the first test that is not direct (at most four).
+    /// Each is infallible, so if one fails the whole condition is false (an
+    /// earlier operand cannot have failed with an error), and the rule loop
+    /// can skip the rule without the recursive test. The flag says whether
+    /// the tests are the whole condition: then their passing means it holds.
+    pub fn guard(&self) -> (Box<[Guard]>, bool) {
+        let parts = match self {
+            Pred::All(ps) => &ps[..],
+            p => std::slice::from_ref(p),
         };
-        match first {
-            Pred::Num { .. } | Pred::Weekday(_) => Some(first.clone()),
+        let mut guard = Vec::new();
+        for p in parts.iter().take(4) {
+            if p.is_leaf() {
+                guard.push(Guard::of(p));
+            } else {
+                // a basket test that is false for an empty list still
+                // rules the rule out cheaply when the list is empty
+                guard.extend(p.needs_items());
+                return (guard.into_boxed_slice(), false);
+            }
+        }
+        let whole = guard.len() == parts.len();
+        (guard.into_boxed_slice(), whole)
+    }
+
+    /// For `any x in <field> ...` and for a count or sum over a field's
+    /// list compared so that an empty total (zero) fails: the test that
+    /// the list has an element, which the predicate implies.
+    fn needs_items(&self) -> Option<Guard> {
+        let (list, zero_fails) = match self {
+            Pred::Quant {
+                q: Quant::Any,
+                list,
+                ..
+            } => (list, true),
+            Pred::Agg { list, op, k, .. } => (list, !holds(*op, dec_cmp(&Decimal::ZERO, k))),
+            _ => return None,
+        };
+        match (*list, zero_fails) {
+            (Src::Event(at), true) => Some(Guard::Items { ev: true, at }),
+            (Src::Customer(at), true) => Some(Guard::Items { ev: false, at }),
             _ => None,
         }
     }
 
-    /// For a [`guard`](Self::guard): whether it holds (direct, no recursion).
-    #[inline]
-    pub fn guard_holds(&self, cx: &Ctx<'_>) -> bool {
-        self.leaf(cx).unwrap_or(true)
+    fn is_leaf(&self) -> bool {
+        matches!(
+            self,
+            Pred::Num { .. }
+                | Pred::Tiers { .. }
+                | Pred::TextEq { .. }
+                | Pred::Weekday(_)
+                | Pred::IsSet { .. }
+                | Pred::NumBetween { .. }
+                | Pred::Text { .. }
+        )
     }
 
     /// For the direct tests (no recursion, no error, no fuel): whether it
     /// holds, without a call; `None` for every other form.
-    #[inline(always)]
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     fn leaf(&self, cx: &Ctx<'_>) -> Option<bool> {
         Some(match self {
             Pred::Num { src, op, k } => match read(*src, cx) {
@@ -352,6 +391,17 @@ impl Pred {
             },
             Pred::Weekday(mask) => mask & (1 << cx.event.local.weekday) != 0,
             Pred::IsSet { src, neg } => !matches!(read(*src, cx), V::Null) != *neg,
+            Pred::NumBetween { src, lo, hi, neg } => match read(*src, cx) {
+                V::Num(x) => {
+                    (dec_cmp(&x, lo) != Ordering::Less && dec_cmp(&x, hi) != Ordering::Greater)
+                        != *neg
+                }
+                _ => false,
+            },
+            Pred::Text { src, op, neg, k } => match read(*src, cx) {
+                V::Text(x) => text_test(*op, x, k) != *neg,
+                _ => false,
+            },
             _ => return None,
         })
     }
@@ -389,7 +439,9 @@ impl Pred {
             | Pred::Tiers { .. }
             | Pred::TextEq { .. }
             | Pred::Weekday(_)
-            | Pred::IsSet { .. } => self.leaf(cx).unwrap_or(false),
+            | Pred::IsSet { .. }
+            | Pred::NumBetween { .. }
+            | Pred::Text { .. } => self.leaf(cx).unwrap_or(false),
             Pred::Cmp { src, op, k } => match cmp_v(read(*src, cx), view(k)) {
                 Some(o) => holds(*op, o),
                 None => false,
@@ -429,13 +481,6 @@ impl Pred {
                 Some(o) => holds(*op, o),
                 None => false,
             },
-            Pred::NumBetween { src, lo, hi, neg } => match read(*src, cx) {
-                V::Num(x) => {
-                    (dec_cmp(&x, lo) != Ordering::Less && dec_cmp(&x, hi) != Ordering::Greater)
-                        != *neg
-                }
-                _ => false,
-            },
             Pred::In { src, list, neg } => {
                 let x = read(*src, cx);
                 if matches!(x, V::Null) {
@@ -453,10 +498,6 @@ impl Pred {
                     _ => false,
                 }
             }
-            Pred::Text { src, op, neg, k } => match read(*src, cx) {
-                V::Text(x) => text_test(*op, x, k) != *neg,
-                _ => false,
-            },
             Pred::Quant {
                 q,
                 depth,
@@ -473,9 +514,125 @@ impl Pred {
     }
 }
 
+/// A direct test of a rule's guard, flattened for the rule loop: a test of
+/// an event or customer field is one bounds-checked load and a compare,
+/// without the general predicate's two-level dispatch (predicate, then
+/// source, then value).
+#[derive(Clone, Debug)]
+pub(crate) enum Guard {
+    /// An event (`ev`) or customer field holding a number, against a
+    /// constant; unset or not a number answers false.
+    Num {
+        ev: bool,
+        at: u16,
+        op: CmpOp,
+        k: Decimal,
+    },
+    /// A tier field in a set of tiers (see [`Pred::Tiers`]).
+    Tiers {
+        ev: bool,
+        at: u16,
+        mask: u64,
+        neg: bool,
+    },
+    /// A text field equal (`ne`: not equal) to a constant.
+    TextEq {
+        ev: bool,
+        at: u16,
+        k: Box<str>,
+        ne: bool,
+    },
+    /// A field is set (`neg`: unset).
+    IsSet { ev: bool, at: u16, neg: bool },
+    /// The event's weekday in a set (bit per day, Monday = bit 0).
+    Weekday(u8),
+    /// A field holds a list with at least one element.
+    Items { ev: bool, at: u16 },
+    /// Any other direct test (calendar values, loop variables).
+    Leaf(Pred),
+}
+
+impl Guard {
+    fn of(p: &Pred) -> Guard {
+        let src = match p {
+            Pred::Num { src, .. }
+            | Pred::Tiers { src, .. }
+            | Pred::TextEq { src, .. }
+            | Pred::IsSet { src, .. } => *src,
+            Pred::Weekday(mask) => return Guard::Weekday(*mask),
+            _ => return Guard::Leaf(p.clone()),
+        };
+        let (ev, at) = match src {
+            Src::Event(at) => (true, at),
+            Src::Customer(at) => (false, at),
+            _ => return Guard::Leaf(p.clone()),
+        };
+        match p {
+            Pred::Num { op, k, .. } => Guard::Num {
+                ev,
+                at,
+                op: *op,
+                k: *k,
+            },
+            Pred::Tiers { mask, neg, .. } => Guard::Tiers {
+                ev,
+                at,
+                mask: *mask,
+                neg: *neg,
+            },
+            Pred::TextEq { k, ne, .. } => Guard::TextEq {
+                ev,
+                at,
+                k: k.clone(),
+                ne: *ne,
+            },
+            Pred::IsSet { neg, .. } => Guard::IsSet { ev, at, neg: *neg },
+            _ => Guard::Leaf(p.clone()),
+        }
+    }
+
+    /// Whether the test holds: the same answer as [`Pred::test`] gives for
+    /// the predicate it was made from.
+    // forced inline on native targets only: the WASM build is for size
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+    pub fn holds(&self, cx: &Ctx<'_>) -> bool {
+        #[inline(always)]
+        fn field<'a>(cx: &Ctx<'a>, ev: bool, at: u16) -> Option<&'a Value> {
+            let fields = if ev {
+                &cx.event.fields
+            } else {
+                &cx.customer.fields
+            };
+            fields.get(at as usize)
+        }
+        match self {
+            Guard::Num { ev, at, op, k } => match field(cx, *ev, *at) {
+                Some(Value::Num(x)) => holds(*op, dec_cmp(x, k)),
+                _ => false,
+            },
+            Guard::Tiers { ev, at, mask, neg } => match field(cx, *ev, *at) {
+                Some(Value::Tier(t)) => (*t < 64 && mask & (1 << t) != 0) != *neg,
+                _ => false,
+            },
+            Guard::TextEq { ev, at, k, ne } => match field(cx, *ev, *at) {
+                Some(Value::Text(x)) => (**x == **k) != *ne,
+                _ => false,
+            },
+            Guard::IsSet { ev, at, neg } => {
+                !matches!(field(cx, *ev, *at), None | Some(Value::Null)) != *neg
+            }
+            Guard::Weekday(mask) => mask & (1 << cx.event.local.weekday) != 0,
+            Guard::Items { ev, at } => {
+                matches!(field(cx, *ev, *at), Some(Value::List(l)) if !l.is_empty())
+            }
+            Guard::Leaf(p) => p.leaf(cx).unwrap_or(true),
+        }
+    }
+}
+
 /// A leaf value: an event or customer field, a loop variable (or its
 /// field), or the event's local calendar.
-#[inline(always)]
+#[cfg_attr(not(target_arch = "wasm32"), inline(always))]
 pub(crate) fn read<'a>(src: Src, cx: &Ctx<'a>) -> V<'a> {
     match src {
         Src::Event(s) => cx.event.fields.get(s as usize).map_or(V::Null, view),
