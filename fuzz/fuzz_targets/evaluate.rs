@@ -69,16 +69,23 @@ fuzz_target!(|data: &[u8]| {
         };
         let plain = program.evaluate(&event, &customer);
         let explained = program.explain(&event, &customer);
-        // explain() only adds the explanation: the decisions are the same.
-        assert_eq!(
-            plain.points, explained.points,
-            "evaluate and explain disagree on points"
-        );
-        assert_eq!(
-            plain.effects.len(),
-            explained.effects.len(),
-            "evaluate and explain disagree on effects"
-        );
+        // explain() only adds the explanation: the decisions are the same
+        // (evaluate skips rules by their guards, explain runs every rule).
+        assert_eq!(plain.points, explained.points, "evaluate and explain disagree on points");
+        assert_eq!(plain.effects, explained.effects, "evaluate and explain disagree on effects");
+        assert_eq!(plain.errors, explained.errors, "evaluate and explain disagree on errors");
+        // matching_rules lists every rule that fired and none whose dates or
+        // condition failed
+        let matched: Vec<&str> = program.matching_rules(&event, &customer).collect();
+        for e in explained.explanation.iter().flatten() {
+            let is_matched = matched.contains(&&*e.rule);
+            if e.fired {
+                assert!(is_matched, "rule {} fired but is not matched", e.rule);
+            }
+            if matches!(e.reason.as_deref(), Some("condition_failed" | "inactive")) {
+                assert!(!is_matched, "rule {} is matched but {:?}", e.rule, e.reason);
+            }
+        }
         let _ = explained.to_json_string();
     }
 });

@@ -40,14 +40,17 @@ pub(crate) struct Quick {
     pub guard: Box<[crate::pred::Guard]>,
     /// Whether `guard` is the whole condition (true when there is none).
     pub decides: bool,
+    /// How many of the condition's leading `and` operands the guard tested
+    /// (`Pred::test_after` starts after them).
+    pub tested: usize,
 }
 
 impl Quick {
     fn of(r: &RuleIr) -> Quick {
         use chrono::Datelike;
-        let (guard, decides) = match &r.pred {
+        let (guard, decides, tested) = match &r.pred {
             Some(p) => p.guard(),
-            None => (Box::default(), true),
+            None => (Box::default(), true, 0),
         };
         Quick {
             from: r.active.0.map_or(i32::MIN, |d| d.num_days_from_ce()),
@@ -55,6 +58,7 @@ impl Quick {
             stateful: !(r.limits.is_empty() && r.budget.is_none()),
             guard,
             decides,
+            tested,
         }
     }
 }

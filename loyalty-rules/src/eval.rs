@@ -673,17 +673,21 @@ pub(crate) fn matching<'a>(
     let ev = Evaluator { ir };
     let mut cx = Ctx::new(event, customer, None, 0);
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
-    let day = event.local.date.num_days_from_ce();
+    let day = event.local.day;
     order.iter().filter_map(move |&ri| {
         let rule = &ir.rules[ri as usize];
         let q = &c.quick[ri as usize];
         if day < q.from || day > q.to || q.guard.iter().any(|g| !g.holds(&cx)) {
             return None;
         }
+        #[cfg(debug_assertions)]
+        if q.decides {
+            check_guard(&ev, rule, &mut cx, true);
+        }
         let holds = q.decides
             || match &rule.pred {
                 None => true,
-                Some(p) => matches!(p.test(&ev, &mut cx), Ok(true)),
+                Some(p) => matches!(p.test_after(q.tested, &ev, &mut cx), Ok(true)),
             };
         holds.then_some(&*rule.name)
     })
@@ -749,8 +753,7 @@ pub(crate) fn run_with<'a>(
     let mut taken = Taken::new(ir.groups.len());
     let mut deferred: Vec<Deferred<'_>> = Vec::new();
 
-    let today = event.local.date;
-    let day = today.num_days_from_ce();
+    let day = event.local.day;
     for &ri in order {
         let rule = &ir.rules[ri as usize];
         // Fast rejection of a rule that cannot fire: the full path below
@@ -989,19 +992,37 @@ fn cannot_fire<'a>(
     }
     for g in &q.guard {
         if !g.holds(cx) {
+            #[cfg(debug_assertions)]
+            check_guard(ev, rule, cx, false);
             return true;
         }
     }
     if q.decides || (q.stateful && cx.st.is_some()) {
+        #[cfg(debug_assertions)]
+        if q.decides {
+            check_guard(ev, rule, cx, true);
+        }
         return false;
     }
     let Some(pred) = &rule.pred else { return false };
     let fuel = cx.fuel;
-    if let Ok(false) = pred.test(ev, cx) {
+    if let Ok(false) = pred.test_after(q.tested, ev, cx) {
         return true;
     }
     cx.fuel = fuel;
     false
+}
+
+/// Debug builds (all tests, the fuzzers): a rule's guard answered `holds`
+/// for its whole condition; the predicate must answer the same.
+#[cfg(debug_assertions)]
+fn check_guard<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, holds: bool) {
+    if let Some(p) = &rule.pred {
+        let fuel = cx.fuel;
+        let full = p.test(ev, cx).ok();
+        cx.fuel = fuel;
+        assert_eq!(full, Some(holds), "the guard of rule {} differs", rule.name);
+    }
 }
 
 type Taker = Option<(u32, Option<Decimal>)>;

@@ -36,6 +36,8 @@ pub(crate) struct Local {
     pub date: NaiveDate,
     pub time: NaiveTime,
     pub weekday: u8,
+    /// `date` as days from the Common Era (for rules' active dates).
+    pub day: i32,
 }
 
 impl Event {
@@ -82,6 +84,7 @@ pub(crate) fn local_of(ir: &ProgramIr, t: DateTime<Utc>) -> Local {
         date: l.date(),
         time: l.time(),
         weekday: l.weekday().num_days_from_monday() as u8,
+        day: l.date().num_days_from_ce(),
     }
 }
 

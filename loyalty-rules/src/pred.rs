@@ -318,8 +318,9 @@ impl Pred {
     /// Each is infallible, so if one fails the whole condition is false (an
     /// earlier operand cannot have failed with an error), and the rule loop
     /// can skip the rule without the recursive test. The flag says whether
-    /// the tests are the whole condition: then their passing means it holds.
-    pub fn guard(&self) -> (Box<[Guard]>, bool) {
+    /// the tests are the whole condition: then their passing means it holds;
+    /// the count is how many of the `and`'s operands the tests are.
+    pub fn guard(&self) -> (Box<[Guard]>, bool, usize) {
         let parts = match self {
             Pred::All(ps) => &ps[..],
             p => std::slice::from_ref(p),
@@ -331,12 +332,28 @@ impl Pred {
             } else {
                 // a basket test that is false for an empty list still
                 // rules the rule out cheaply when the list is empty
+                let tested = guard.len();
                 guard.extend(p.needs_items());
-                return (guard.into_boxed_slice(), false);
+                return (guard.into_boxed_slice(), false, tested);
             }
         }
-        let whole = guard.len() == parts.len();
-        (guard.into_boxed_slice(), whole)
+        let (whole, tested) = (guard.len() == parts.len(), guard.len());
+        (guard.into_boxed_slice(), whole, tested)
+    }
+
+    /// [`test`](Self::test) when the first `skip` operands of an `and` are
+    /// known to hold (a rule's guard passed): the same answer, without
+    /// testing them again. They are infallible, so no error is lost.
+    pub fn test_after<'a>(
+        &'a self,
+        skip: usize,
+        ev: &Evaluator<'a>,
+        cx: &mut Ctx<'a>,
+    ) -> Result<bool, EvalError> {
+        match self {
+            Pred::All(ps) if skip > 0 => all_hold(ps.get(skip..).unwrap_or(&[]), ev, cx),
+            _ => self.test(ev, cx),
+        }
     }
 
     /// For `any x in <field> ...` and for a count or sum over a field's
@@ -410,18 +427,7 @@ impl Pred {
     pub fn test<'a>(&'a self, ev: &Evaluator<'a>, cx: &mut Ctx<'a>) -> Result<bool, EvalError> {
         Ok(match self {
             Pred::Const(b) => *b,
-            Pred::All(ps) => {
-                for p in ps.iter() {
-                    let holds = match p.leaf(cx) {
-                        Some(b) => b,
-                        None => p.test(ev, cx)?,
-                    };
-                    if !holds {
-                        return Ok(false);
-                    }
-                }
-                true
-            }
+            Pred::All(ps) => all_hold(ps, ev, cx)?,
             Pred::Any(ps) => {
                 for p in ps.iter() {
                     let holds = match p.leaf(cx) {
@@ -628,6 +634,22 @@ impl Guard {
             Guard::Leaf(p) => p.leaf(cx).unwrap_or(true),
         }
     }
+}
+
+/// Whether every operand of an `and` holds, left to right, stopping at the
+/// first that does not (or fails with an error).
+#[inline]
+fn all_hold<'a>(ps: &'a [Pred], ev: &Evaluator<'a>, cx: &mut Ctx<'a>) -> Result<bool, EvalError> {
+    for p in ps {
+        let holds = match p.leaf(cx) {
+            Some(b) => b,
+            None => p.test(ev, cx)?,
+        };
+        if !holds {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// A leaf value: an event or customer field, a loop variable (or its
