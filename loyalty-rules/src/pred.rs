@@ -533,6 +533,10 @@ pub(crate) enum Guard {
         at: u16,
         op: CmpOp,
         k: Decimal,
+        /// `k`'s mantissa at scales 0 to 4 (money, points, counts), or
+        /// `i64::MIN` where `k` has more decimals or does not fit: a field
+        /// value with that scale and a 64-bit mantissa compares as an integer.
+        k_at: [i64; 5],
     },
     /// A tier field in a set of tiers (see [`Pred::Tiers`]).
     Tiers {
@@ -579,6 +583,7 @@ impl Guard {
                 at,
                 op: *op,
                 k: *k,
+                k_at: scaled(k),
             },
             Pred::Tiers { mask, neg, .. } => Guard::Tiers {
                 ev,
@@ -612,8 +617,14 @@ impl Guard {
             fields.get(at as usize)
         }
         match self {
-            Guard::Num { ev, at, op, k } => match field(cx, *ev, *at) {
-                Some(Value::Num(x)) => holds(*op, dec_cmp(x, k)),
+            Guard::Num {
+                ev,
+                at,
+                op,
+                k,
+                k_at,
+            } => match field(cx, *ev, *at) {
+                Some(Value::Num(x)) => holds(*op, cmp_scaled(x, k, k_at)),
                 _ => false,
             },
             Guard::Tiers { ev, at, mask, neg } => match field(cx, *ev, *at) {
@@ -633,6 +644,38 @@ impl Guard {
             }
             Guard::Leaf(p) => p.leaf(cx).unwrap_or(true),
         }
+    }
+}
+
+/// `k`'s mantissa at scales 0 to 4, `i64::MIN` where it is not an integer
+/// at that scale or does not fit (see [`Guard::Num`]).
+fn scaled(k: &Decimal) -> [i64; 5] {
+    std::array::from_fn(|s| {
+        let s = s as u32;
+        if k.scale() > s {
+            return i64::MIN;
+        }
+        let m = POW10_U64
+            .get((s - k.scale()) as usize)
+            .and_then(|&p| k.mantissa().checked_mul(i128::from(p)));
+        m.and_then(|m| i64::try_from(m).ok())
+            .filter(|&m| m != i64::MIN)
+            .unwrap_or(i64::MIN)
+    })
+}
+
+/// `x` against a constant `k` with `k_at = scaled(k)`: the order of
+/// `Decimal::cmp`, as two integers when `x`'s scale is at most 4 and its
+/// mantissa fits 64 bits.
+#[inline]
+fn cmp_scaled(x: &Decimal, k: &Decimal, k_at: &[i64; 5]) -> Ordering {
+    let small = k_at
+        .get(x.scale() as usize)
+        .filter(|&&kk| kk != i64::MIN)
+        .and_then(|&kk| Some((i64::try_from(x.mantissa()).ok()?, kk)));
+    match small {
+        Some((m, kk)) => m.cmp(&kk),
+        None => dec_cmp(x, k),
     }
 }
 
@@ -786,6 +829,25 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(5000))]
+        #[test]
+        fn cmp_scaled_is_decimal_ord(
+            mx in proptest::prelude::any::<i64>(),
+            mk in proptest::prelude::any::<i64>(),
+            small in proptest::prelude::any::<bool>(),
+            sx in 0u32..=8,
+            sk in 0u32..=8,
+        ) {
+            let (mx, mk) = if small { (mx % 100_000, mk % 100_000) } else { (mx, mk) };
+            let x = Decimal::from_i128_with_scale(i128::from(mx), sx);
+            let k = Decimal::from_i128_with_scale(i128::from(mk), sk);
+            let k_at = super::scaled(&k);
+            proptest::prop_assert_eq!(super::cmp_scaled(&x, &k, &k_at), x.cmp(&k), "{} vs {}", x, k);
+            // the same value at a larger scale, and a value equal to k
+            let x10 = Decimal::from_i128_with_scale(i128::from(mx) * 10, sx + 1);
+            proptest::prop_assert_eq!(super::cmp_scaled(&x10, &k, &k_at), x10.cmp(&k));
+            proptest::prop_assert_eq!(super::cmp_scaled(&k, &k, &k_at), std::cmp::Ordering::Equal);
+        }
+
         #[test]
         fn dec_cmp_is_decimal_ord(
             ma in proptest::prelude::any::<i64>(),
