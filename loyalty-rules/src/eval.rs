@@ -682,7 +682,7 @@ pub(crate) fn matching<'a>(
         }
         #[cfg(debug_assertions)]
         if q.decides {
-            check_guard(&ev, rule, &mut cx, true);
+            check_quick(&ev, rule, &mut cx, true);
         }
         let holds = q.decides
             || match &rule.pred {
@@ -760,12 +760,14 @@ pub(crate) fn run_with<'a>(
         // would only add explanation notes. (An exclusive group's member
         // that does not fire changes nothing; a best group is decided as a
         // whole at its first member, below.)
-        if !explain
-            && stopped_by.is_none()
-            && !matches!(rule.group, Some((_, true)))
-            && cannot_fire(&ev, rule, &c.quick[ri as usize], &mut cx, day)
-        {
-            continue;
+        // A condition the quick look found true is not tested again.
+        let mut known = false;
+        if !explain && stopped_by.is_none() && !matches!(rule.group, Some((_, true))) {
+            match look(&ev, rule, &c.quick[ri as usize], &mut cx, day) {
+                Look::CannotFire => continue,
+                Look::Holds => known = true,
+                Look::Maybe => {}
+            }
         }
         if let Some(by) = stopped_by {
             if explain {
@@ -799,13 +801,8 @@ pub(crate) fn run_with<'a>(
                 && !explain
                 && stopped_by.is_none()
                 && members.clone().all(|mi| {
-                    cannot_fire(
-                        &ev,
-                        &ir.rules[mi as usize],
-                        &c.quick[mi as usize],
-                        &mut cx,
-                        day,
-                    )
+                    let (m, q) = (&ir.rules[mi as usize], &c.quick[mi as usize]);
+                    matches!(look(&ev, m, q, &mut cx, day), Look::CannotFire)
                 })
             {
                 // no member can fire: the group is decided, with no winner
@@ -824,9 +821,9 @@ pub(crate) fn run_with<'a>(
                     let mut effs = Vec::new();
                     let mut defs = Vec::new();
                     cx.cap_used.clone_from(&saved_caps);
-                    if let Fire::Yes =
-                        try_rule(&ev, m, &mut cx, &mut effs, &mut defs, &mut out, explain, c)
-                    {
+                    if let Fire::Yes = try_rule(
+                        &ev, m, &mut cx, &mut effs, &mut defs, &mut out, explain, false, c,
+                    ) {
                         let pts = own_points(&effs, event);
                         fired.push((mi, pts, effs, defs, cx.cap_used.clone()));
                     }
@@ -877,6 +874,7 @@ pub(crate) fn run_with<'a>(
             &mut deferred,
             &mut out,
             explain,
+            known,
             c,
         );
         out.effects = effs;
@@ -975,53 +973,71 @@ pub(crate) fn run_with<'a>(
     out
 }
 
-/// Whether a quick look shows the rule cannot fire now: outside its dates,
-/// or (with no limits to check) its condition is false. A true condition or
-/// an error is left to the full path, which tests it again from the same
-/// fuel. Only for evaluations without explanations: it records nothing.
+/// What a quick look at a rule shows (see [`look`]).
+enum Look {
+    /// Outside its dates, or its condition is false.
+    CannotFire,
+    /// Its condition holds (its dates and limits are still checked).
+    Holds,
+    /// Left to the full path: the rule has limits to check first (with
+    /// state), or its condition failed with an error.
+    Maybe,
+}
+
+/// A quick look at whether the rule can fire now: its dates, its guard,
+/// then (without limits to check first) its condition. A condition found
+/// true keeps the fuel it used, and the full path does not test it again;
+/// otherwise the full path tests it from the same fuel. Only for
+/// evaluations without explanations: it records nothing.
 #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
-fn cannot_fire<'a>(
-    ev: &Evaluator<'a>,
-    rule: &'a RuleIr,
-    q: &Quick,
-    cx: &mut Ctx<'a>,
-    today: i32,
-) -> bool {
+fn look<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, q: &Quick, cx: &mut Ctx<'a>, today: i32) -> Look {
     if today < q.from || today > q.to {
-        return true;
+        return Look::CannotFire;
     }
     for g in &q.guard {
         if !g.holds(cx) {
             #[cfg(debug_assertions)]
-            check_guard(ev, rule, cx, false);
-            return true;
+            check_quick(ev, rule, cx, false);
+            return Look::CannotFire;
         }
     }
-    if q.decides || (q.stateful && cx.st.is_some()) {
+    if q.decides {
         #[cfg(debug_assertions)]
-        if q.decides {
-            check_guard(ev, rule, cx, true);
-        }
-        return false;
+        check_quick(ev, rule, cx, true);
+        return Look::Holds;
     }
-    let Some(pred) = &rule.pred else { return false };
+    if q.stateful && cx.st.is_some() {
+        return Look::Maybe;
+    }
+    let Some(pred) = &rule.pred else {
+        return Look::Holds;
+    };
     let fuel = cx.fuel;
-    if let Ok(false) = pred.test_after(q.tested, ev, cx) {
-        return true;
+    match pred.test_after(q.tested, ev, cx) {
+        Ok(false) => Look::CannotFire,
+        Ok(true) => Look::Holds,
+        Err(_) => {
+            cx.fuel = fuel;
+            Look::Maybe
+        }
     }
-    cx.fuel = fuel;
-    false
 }
 
-/// Debug builds (all tests, the fuzzers): a rule's guard answered `holds`
-/// for its whole condition; the predicate must answer the same.
+/// Debug builds (all tests, the fuzzers): a quick look (a rule's guard, or
+/// the test it skips) answered `holds` for the rule's whole condition; the
+/// predicate must answer the same.
 #[cfg(debug_assertions)]
-fn check_guard<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, holds: bool) {
+fn check_quick<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, cx: &mut Ctx<'a>, holds: bool) {
     if let Some(p) = &rule.pred {
         let fuel = cx.fuel;
         let full = p.test(ev, cx).ok();
         cx.fuel = fuel;
-        assert_eq!(full, Some(holds), "the guard of rule {} differs", rule.name);
+        assert_eq!(
+            full,
+            Some(holds),
+            "the quick look at rule {} differs",
+            rule.name
+        );
     }
 }
 
@@ -1124,13 +1140,15 @@ enum Fire {
     No,
 }
 
-/// Check the rule's window and condition; on failure record why.
+/// Check the rule's window, limits and condition (`known`: the condition
+/// is already known to hold); on failure record why.
 fn check_rule<'a>(
     ev: &Evaluator<'a>,
     rule: &'a RuleIr,
     cx: &mut Ctx<'a>,
     out: &mut Outcome,
     explain: bool,
+    known: bool,
     c: &Compiled,
 ) -> Fire {
     let today = cx.event.local.date;
@@ -1161,6 +1179,11 @@ fn check_rule<'a>(
             note(out, ev.ir, c, rule, false, "limit", why, None);
         }
         return Fire::No;
+    }
+    if known {
+        #[cfg(debug_assertions)]
+        check_quick(ev, rule, cx, true);
+        return Fire::Yes;
     }
     if let (Some(cond), Some(pred)) = (&rule.cond, &rule.pred) {
         // Debug builds (all tests, the fuzzers) check that the fast
@@ -1361,9 +1384,10 @@ fn try_rule<'a>(
     deferred: &mut Vec<Deferred<'a>>,
     out: &mut Outcome,
     explain: bool,
+    known: bool,
     c: &Compiled,
 ) -> Fire {
-    if let Fire::No = check_rule(ev, rule, cx, out, explain, c) {
+    if let Fire::No = check_rule(ev, rule, cx, out, explain, known, c) {
         return Fire::No;
     }
     let start = effs.len();
