@@ -953,9 +953,13 @@ pub(crate) fn run_with<'a>(
             }),
         }
     }
-    let mut total = own_points(&out.effects, event);
-    total.rescale(ir.decimals);
-    out.points = total;
+    out.points = if out.effects.is_empty() {
+        Decimal::new(0, ir.decimals)
+    } else {
+        let mut total = own_points(&out.effects, event);
+        total.rescale(ir.decimals);
+        total
+    };
     if let Some(ex) = out.explanation.as_mut() {
         // Best groups are decided at their first member, so notes can arrive
         // out of order or twice (a loser later passed by a stop): keep the
