@@ -1518,11 +1518,15 @@ impl<'s> P<'s> {
     }
 
     /// `cmp_expr = additive ~ cmp_tail?`, or with `filter`
-    /// `cmp_expr_f = additive ~ (cmp_tail | !cmp_start)`: `may_tail` below
+    /// `cmp_expr_f = additive ~ !(add_op | mul_op) ~ (cmp_tail | !cmp_start)`: `may_tail` below
     /// is `cmp_start`.
     fn cmp_expr(&mut self, filter: bool) -> Option<E> {
         let start = self.pos;
         let (lhs, ld) = self.additive()?;
+        // cmp_expr_f: `!(add_op | mul_op)` after the left-hand side
+        if filter && matches!(self.peek(), Some(b'+' | b'-' | b'*' | b'/')) {
+            return None;
+        }
         // Every tail starts with one of these: most comparisons have none.
         let may_tail = match self.peek() {
             Some(b'<' | b'>' | b'=' | b'!') => true,

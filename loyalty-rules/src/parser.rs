@@ -83,10 +83,10 @@ pub(crate) fn parse_pest(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
     // A PEG backtracks, and an ordered choice that reads the same text
     // twice makes nested input exponential (found by fuzzing: 89 bytes of
     // `IF(IF (` took 13 s while `IF (` was tried both as `if` and as a
-    // call). Three such choices are gone (`IF (`, `sum of (`, `where x <=
-    // (`); fuzzing still grows inputs that use up the budget (long runs of
-    // `-` before chains of `if count of ... where`), so pest's call limit
-    // bounds the work. A clean program needs a few dozen rule calls per byte.
+    // call). Four such choices are gone (`IF (`, `sum of (`, `where x <=
+    // (`, `where x - if ...`); none of the `compile` fuzzer's corpus uses up
+    // the budget now, but pest's call limit still bounds the work of any
+    // that would. A clean program needs a few dozen rule calls per byte.
     let calls = limits::PARSER_CALLS_FLOOR
         .saturating_add(source.len().saturating_mul(limits::PARSER_CALLS_PER_BYTE));
     parse_pest_within(source, sink, calls)

@@ -200,15 +200,24 @@ fn nested_if_brackets_get_a_syntax_error_not_a_limit() {
         "rule \"x\" on purchase if {}x",
         "all b in purchase.items where b.price <=(".repeat(14)
     );
-    for src in [ifs, sums.as_str(), filters.as_str()] {
+    // (session 6, from the `compile` corpus) a filter's arithmetic whose
+    // operand does not parse: the enclosing expression read `- if ...` again
+    let minus = format!(
+        "rule \"x\" on purchase\n{}  award 1 point",
+        "  if count of item in purchase.items where item.qua-----# c\n".repeat(14)
+    );
+    for src in [ifs, sums.as_str(), filters.as_str(), minus.as_str()] {
         let diags = check(src);
         assert_eq!(diags.len(), 1, "{diags:?}");
         assert_eq!(diags[0].kind, ErrorKind::Syntax, "{diags:?}");
     }
     let d = check("IF (purchase > $10 THEN award 1");
     assert_eq!(d[0].kind, ErrorKind::Syntax, "{d:?}");
-    // a comparison after a filter still belongs to the enclosing expression
+    // a comparison after a filter still belongs to the enclosing expression,
+    // and a filter's arithmetic is its own
     assert!(check("rule \"x\" on purchase if count of i in purchase.items where i.price > $10 >= 2 award 1 point").is_empty());
+    assert!(check("rule \"x\" on purchase if count of i in purchase.items where i.price - $1 > $10 * 2 >= 2 award 1 point").is_empty());
+    assert!(check("rule \"x\" on purchase if count of i in purchase.items where i.price * 2 > $10 >= 1 and any i in purchase.items where -i.price < $0 award 1 point").is_empty());
     // a function call and a history sum still parse
     assert!(check("rule \"x\" on purchase if min(purchase.amount, $5) > $1 and sum of purchase.amount in last 30 days > $100 award 1 point").is_empty());
 }
