@@ -621,7 +621,14 @@ fn expr(e: &Expr) -> String {
             "if {} then {} else {}",
             expr_at(c, 0),
             expr_at(t, 0),
-            expr_at(f, ADD)
+            // an `if` as the else branch ends where this one ends, so it
+            // needs no brackets: `else if` chains print as written (in
+            // brackets, a long chain would pass the nesting limit)
+            if matches!(f.kind, ExprKind::If(..)) {
+                expr(f)
+            } else {
+                expr_at(f, ADD)
+            }
         ),
         ExprKind::Call(n, args) => format!(
             "{}({})",

@@ -218,3 +218,33 @@ fn a_name_that_starts_a_construct_keeps_its_meaning_through_formatting() {
         "if Review then award (first) points\n"
     );
 }
+
+/// Fuzz finding `format_roundtrip` (session 6): a chain of 35 `else if`
+/// parses, but the formatter bracketed every `if` in an else branch, and 35
+/// nested brackets pass the nesting limit, so the formatted text did not
+/// parse. An `if` that is a whole else branch ends where the enclosing one
+/// ends, so it is printed without brackets, as written; an `if` inside a
+/// larger else branch keeps them.
+#[test]
+fn else_if_chains_format_without_brackets() {
+    let chain = format!(
+        "rule \"r\" on purchase award {}1 points\n",
+        "if purchase.amount > $5 then 2 else ".repeat(35)
+    );
+    let ast = parse(&chain).unwrap();
+    let once = format(&chain).unwrap();
+    // one pair, around the whole amount (it is followed by `points`)
+    assert_eq!(once.matches('(').count(), 1, "{once}");
+    assert_eq!(parse(&once).unwrap(), ast, "{once}");
+    assert_eq!(format(&once).unwrap(), once);
+    for src in [
+        "rule \"r\" on purchase award if purchase.amount > $5 then 2 else (if purchase.amount > $1 then 1 else 0) + 1 points",
+        "rule \"r\" on purchase award (if purchase.amount > $5 then 2 else if purchase.amount > $1 then 1 else 0) * 2 points",
+        "rule \"r\" on purchase award if purchase.amount > $5 then (if weekday is Monday then 3 else 2) else 1 points",
+    ] {
+        let ast = parse(src).unwrap();
+        let once = format(src).unwrap();
+        assert_eq!(parse(&once).unwrap(), ast, "{once}");
+        assert_eq!(format(&once).unwrap(), once);
+    }
+}
