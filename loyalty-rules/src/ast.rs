@@ -6,6 +6,8 @@
 // would only add indirection.
 #![allow(clippy::large_enum_variant)]
 
+use std::sync::Arc;
+
 use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 
@@ -43,11 +45,123 @@ impl Span {
     }
 }
 
+/// Text in the tree: a name, or a string literal's content. The fast
+/// parser keeps a slice of the (shared) source instead of a copy when the
+/// source spells the text as it is, so most names cost no allocation.
+/// Reads as a `str`; compares, prints and hashes as one.
+#[derive(Clone)]
+pub struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    /// `source[start..end]`.
+    Source(Arc<str>, u32, u32),
+    Own(Box<str>),
+}
+
+impl Text {
+    /// The text `source[start..end]`, sharing `source`. `start..end` must be
+    /// a range of `source` on character boundaries.
+    pub fn slice(source: &Arc<str>, start: usize, end: usize) -> Text {
+        debug_assert!(source.get(start..end).is_some());
+        Text(Repr::Source(Arc::clone(source), start as u32, end as u32))
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Source(s, a, b) => s.get(*a as usize..*b as usize).unwrap_or_default(),
+            Repr::Own(s) => s,
+        }
+    }
+}
+
+impl Default for Text {
+    fn default() -> Text {
+        Text(Repr::Own(Box::default()))
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Text {
+        Text(Repr::Own(s.into_boxed_str()))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(Repr::Own(s.into()))
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        t.as_str().to_string()
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
 /// A name with its position.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Name {
     /// The name as written.
-    pub text: String,
+    pub text: Text,
     /// Where it was written.
     pub span: Span,
 }
@@ -262,8 +376,9 @@ pub struct FieldDecl {
 pub struct Rule {
     /// The name (full form), or `None` for a one-liner.
     pub name: Option<Name>,
-    /// One-liner trigger, when written as `IF ... THEN ...`.
-    pub trigger: Option<Trigger>,
+    /// One-liner trigger, when written as `IF ... THEN ...` (boxed: it is
+    /// most of a rule's size, and most rules have none).
+    pub trigger: Option<Box<Trigger>>,
     /// Clauses in source order.
     pub clauses: Vec<Clause>,
     /// The whole rule.
@@ -582,7 +697,7 @@ pub enum ExprKind {
     /// `10%`
     Percent(Decimal),
     /// `"text"`
-    Str(String),
+    Str(Text),
     /// `true` / `false`
     Bool(bool),
     /// `2026-12-01`
@@ -590,7 +705,7 @@ pub enum ExprKind {
     /// `17:30`
     Time(NaiveTime),
     /// A bare name: a field root, a loop variable, a calendar value, a tier...
-    Name(String),
+    Name(Text),
     /// `x.field`
     Field(Box<Expr>, Name),
     /// `[a, b]`

@@ -34,9 +34,9 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
             tz: crate::tz::Tz::UTC,
             decimals: 0,
             rounding: RoundingMode::Down,
-            events: builtin_events(),
-            customer: customer_fields(),
-            item: item_fields(),
+            events: Cow::Borrowed(builtin_events()),
+            customer: Cow::Borrowed(customer_fields()),
+            item: Cow::Borrowed(item_fields()),
             tiers: Vec::new(),
             rewards: Vec::new(),
             kinds: vec![Arc::from("points")],
@@ -54,6 +54,8 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
         locals: Vec::new(),
         event: None,
         seen_settings: HashMap::new(),
+        group_index: HashMap::new(),
+        group_mode: Vec::new(),
     };
     // Declarations first, so rules may come before or after them.
     for item in &prog.items {
@@ -81,15 +83,20 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
         );
         return None;
     }
-    let mut names: HashMap<String, Span> = HashMap::with_capacity(rules.len());
+    let mut names: HashMap<RuleKey<'_>, Span> = HashMap::with_capacity(rules.len());
+    c.ir.rules.reserve_exact(rules.len());
     let mut pending_multiply: Vec<(usize, usize, Name)> = Vec::new();
     for r in rules {
         let name = match (&r.name, &r.trigger) {
-            (Some(n), _) => n.text.clone(),
-            _ => oneliner_name(c.sink.source, r.span),
+            (Some(n), _) => Cow::Borrowed(n.text.as_str()),
+            _ => Cow::Owned(oneliner_name(c.sink.source, r.span)),
         };
         let name_span = r.name.as_ref().map_or(r.span, |n| n.span);
-        match names.entry(name.to_lowercase()) {
+        let key = match &r.name {
+            Some(n) => RuleKey::new(n.text.as_str()),
+            None => RuleKey::Lower(name.to_lowercase()),
+        };
+        match names.entry(key) {
             Entry::Occupied(prev) => {
                 let (line, _) = crate::error::line_col(c.sink.source, prev.get().start as usize);
                 c.sink.error(
@@ -105,16 +112,27 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
                 v.insert(name_span);
             }
         }
-        if let Some(ir) = c.rule(r, name, &mut pending_multiply) {
+        if let Some(ir) = c.rule(r, &name, &mut pending_multiply) {
+            if let Some((g, best)) = ir.group {
+                let g = g as usize;
+                if c.group_mode.len() <= g {
+                    c.group_mode.resize(g + 1, None);
+                }
+                c.group_mode[g].get_or_insert(best);
+            }
             c.ir.rules.push(ir);
         }
     }
-    // `multiply points of rule "x"` refers to rules by name.
+    // `multiply points of rule "x"` refers to rules by name (ignoring ASCII
+    // case; the first rule of that name).
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    if !pending_multiply.is_empty() {
+        for (i, r) in c.ir.rules.iter().enumerate() {
+            by_name.entry(lower(&r.name).into_owned()).or_insert(i);
+        }
+    }
     for (rule_idx, effect_idx, target) in pending_multiply {
-        let found =
-            c.ir.rules
-                .iter()
-                .position(|r| r.name.eq_ignore_ascii_case(&target.text));
+        let found = by_name.get(&*lower(&target.text)).copied();
         match found {
             Some(t) => {
                 if let Some(EffectIr::Multiply { rule, .. }) =
@@ -143,6 +161,68 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
     }
 }
 
+/// A rule name as the duplicate check compares names: by their
+/// `str::to_lowercase`. An ASCII name's is its ASCII lower case, which is
+/// compared and hashed byte by byte instead of being made.
+enum RuleKey<'a> {
+    Ascii(&'a str),
+    Lower(String),
+}
+
+impl<'a> RuleKey<'a> {
+    fn new(name: &'a str) -> RuleKey<'a> {
+        if name.is_ascii() {
+            RuleKey::Ascii(name)
+        } else {
+            RuleKey::Lower(name.to_lowercase())
+        }
+    }
+
+    /// The bytes, and whether their ASCII letters are still to be lowered.
+    fn parts(&self) -> (&[u8], bool) {
+        match self {
+            RuleKey::Ascii(s) => (s.as_bytes(), true),
+            RuleKey::Lower(s) => (s.as_bytes(), false),
+        }
+    }
+}
+
+fn lowered(b: u8, lower: bool) -> u8 {
+    if lower {
+        b.to_ascii_lowercase()
+    } else {
+        b
+    }
+}
+
+impl PartialEq for RuleKey<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        let ((a, la), (b, lb)) = (self.parts(), other.parts());
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(&x, &y)| lowered(x, la) == lowered(y, lb))
+    }
+}
+
+impl Eq for RuleKey<'_> {}
+
+impl std::hash::Hash for RuleKey<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // The lower-case bytes in pieces: the same hash as in one piece.
+        let (s, lower) = self.parts();
+        let mut buf = [0u8; 64];
+        for piece in s.chunks(buf.len()) {
+            let out = &mut buf[..piece.len()];
+            for (o, &c) in out.iter_mut().zip(piece) {
+                *o = lowered(c, lower);
+            }
+            h.write(out);
+        }
+        h.write_u8(0xff);
+    }
+}
+
 /// A one-liner is named by its own text, whitespace collapsed.
 fn oneliner_name(source: &str, span: Span) -> String {
     source[span.start as usize..span.end as usize]
@@ -159,6 +239,11 @@ struct Checker<'a, 's> {
     /// The current rule's event.
     event: Option<u16>,
     seen_settings: HashMap<&'static str, Span>,
+    /// `ir.groups` by name in ASCII lower case (names compare ignoring
+    /// ASCII case), so that a rule finds its group without a scan.
+    group_index: HashMap<String, u16>,
+    /// For each group, whether its first checked rule made it a best group.
+    group_mode: Vec<Option<bool>>,
 }
 
 /// A checked expression plus whether it is a bare number literal (which
@@ -193,7 +278,7 @@ impl Checker<'_, '_> {
         match item {
             Item::Header(n) => {
                 if self.once("program", n.span) {
-                    self.ir.name = Some(n.text.clone());
+                    self.ir.name = Some(n.text.to_string());
                 }
             }
             Item::Currency(n) => {
@@ -256,7 +341,7 @@ impl Checker<'_, '_> {
                                 None,
                             );
                         } else {
-                            self.ir.customer.push(def);
+                            self.ir.customer.to_mut().push(def);
                         }
                     }
                 }
@@ -282,7 +367,7 @@ impl Checker<'_, '_> {
                             );
                             return;
                         }
-                        self.ir.events.push(EventSchema {
+                        self.ir.events.to_mut().push(EventSchema {
                             name: lname.into_owned(),
                             fields: vec![
                                 FieldDef {
@@ -319,7 +404,7 @@ impl Checker<'_, '_> {
                                 None,
                             );
                         } else {
-                            self.ir.events[idx].fields.push(def);
+                            self.ir.events.to_mut()[idx].fields.push(def);
                         }
                     }
                 }
@@ -601,13 +686,14 @@ impl Checker<'_, '_> {
     fn rule(
         &mut self,
         r: &Rule,
-        name: String,
+        name: &str,
         pending: &mut Vec<(usize, usize, Name)>,
     ) -> Option<RuleIr> {
         let rule_idx = self.ir.rules.len();
         self.event = None;
         self.locals.clear();
-        let mut conds: Vec<Node> = Vec::new();
+        // The rule's conditions, and-ed from the left as they come.
+        let mut conds: Option<Node> = None;
         let mut on: Option<Span> = None;
         // The event: from `on`, a one-liner head, or inferred from the fields used.
         for c in &r.clauses {
@@ -625,7 +711,7 @@ impl Checker<'_, '_> {
                 self.event = Some(self.find_event(n)?);
             }
         }
-        match &r.trigger {
+        match r.trigger.as_deref() {
             Some(Trigger::Head {
                 event,
                 word,
@@ -675,7 +761,7 @@ impl Checker<'_, '_> {
                                 None,
                             );
                         }
-                        conds.push(s);
+                        and_into(&mut conds, s);
                     }
                     (subject, Some((op, rhs))) => {
                         let subject = match subject {
@@ -700,13 +786,13 @@ impl Checker<'_, '_> {
                         };
                         let rhs = self.expr_expect(rhs, Some(lhs.node.ty));
                         let span = lhs.node.span.to(rhs.node.span);
-                        conds.push(self.compare(*op, lhs, rhs, span));
+                        and_into(&mut conds, self.compare(*op, lhs, rhs, span));
                     }
                     (None, None) => {}
                 }
                 if let Some(rest) = rest {
                     let n = self.cond(rest);
-                    conds.push(n);
+                    and_into(&mut conds, n);
                 }
             }
             Some(Trigger::Expr(e)) => {
@@ -718,7 +804,7 @@ impl Checker<'_, '_> {
                     }
                 }
                 let n = self.cond(e);
-                conds.push(n);
+                and_into(&mut conds, n);
             }
             None => {}
         }
@@ -760,7 +846,7 @@ impl Checker<'_, '_> {
                 Clause::On(_) => {}
                 Clause::If(e) => {
                     let n = self.cond(e);
-                    conds.push(n);
+                    and_into(&mut conds, n);
                 }
                 Clause::Active { from, to, span } => {
                     if std::mem::replace(&mut seen[0], true) {
@@ -792,26 +878,20 @@ impl Checker<'_, '_> {
                             None,
                         );
                     }
-                    let idx = match self
-                        .ir
-                        .groups
-                        .iter()
-                        .position(|g| g.eq_ignore_ascii_case(&name.text))
-                    {
-                        Some(i) => i,
+                    let key = lower(&name.text);
+                    let idx = match self.group_index.get(&*key) {
+                        Some(&i) => i as usize,
                         None => {
                             self.ir.groups.push(Arc::from(name.text.as_str()));
-                            self.ir.groups.len() - 1
+                            let i = self.ir.groups.len() - 1;
+                            self.group_index.insert(key.into_owned(), i as u16);
+                            i
                         }
                     };
-                    // All members of a group must agree on its mode.
-                    if let Some(other) = self
-                        .ir
-                        .rules
-                        .iter()
-                        .find(|r| r.group.is_some_and(|(g, _)| g as usize == idx))
-                    {
-                        if other.group.map(|g| g.1) != Some(*best) {
+                    // All members of a group must agree on its mode (the
+                    // first checked member's).
+                    if let Some(&Some(mode)) = self.group_mode.get(idx) {
+                        if mode != *best {
                             self.sink.error(
                                 ErrorKind::InvalidRule,
                                 name.span,
@@ -945,11 +1025,8 @@ impl Checker<'_, '_> {
                 Some("put the multiplier in a rule of its own".into()),
             );
         }
-        self.contradictions(&conds);
-        let cond = conds.into_iter().reduce(|a, b| {
-            let span = a.span.to(b.span);
-            Node::new(NodeKind::And(Box::new(a), Box::new(b)), Ty::Bool, span)
-        });
+        self.contradictions(conds.as_slice());
+        let cond = conds;
         Some(RuleIr {
             name: Arc::from(name),
             event,
@@ -1540,7 +1617,7 @@ impl Checker<'_, '_> {
             })
             .map(str::to_string);
         let name = Name {
-            text: singular.unwrap_or_else(|| l.into_owned()),
+            text: singular.unwrap_or_else(|| l.into_owned()).into(),
             span: n.span,
         };
         self.find_event(&name)
@@ -2289,7 +2366,7 @@ impl Checker<'_, '_> {
         }
         // key -> (lower bound, upper bound, equals), each with the span that set it
         type Bound = Option<(Value, bool, Span)>;
-        type Fact = (String, Bound, Bound, Option<(Value, Span)>);
+        type Fact = (Subject, Bound, Bound, Option<(Value, Span)>);
         let mut facts: Vec<Fact> = Vec::new();
         for n in flat {
             let (op, subj, val) = match &n.kind {
@@ -2300,7 +2377,9 @@ impl Checker<'_, '_> {
                 },
                 _ => continue,
             };
-            let key = format!("{:?}", subj.kind);
+            let Some(key) = Subject::of(subj) else {
+                continue;
+            };
             let idx = match facts.iter().position(|f| f.0 == key) {
                 Some(i) => i,
                 None => {
@@ -2407,14 +2486,41 @@ pub(crate) fn window_days(w: Window) -> u32 {
     }
 }
 
+/// `acc and n` (`n` when there is nothing yet).
+fn and_into(acc: &mut Option<Node>, n: Node) {
+    *acc = Some(match acc.take() {
+        None => n,
+        Some(a) => {
+            let span = a.span.to(n.span);
+            Node::new(NodeKind::And(Box::new(a), Box::new(n)), Ty::Bool, span)
+        }
+    });
+}
+
 fn is_subject(n: &Node) -> bool {
-    matches!(
-        n.kind,
-        NodeKind::EventField(_)
-            | NodeKind::CustomerField(_)
-            | NodeKind::Calendar(_)
-            | NodeKind::Local(..)
-    )
+    Subject::of(n).is_some()
+}
+
+/// What a comparison in `contradictions` is about: a field, a calendar
+/// value or a loop variable (equal when the nodes are the same read).
+#[derive(Clone, Copy, PartialEq)]
+enum Subject {
+    Event(u16),
+    Customer(u16),
+    Calendar(Calendar),
+    Local(u8, Option<u16>),
+}
+
+impl Subject {
+    fn of(n: &Node) -> Option<Subject> {
+        Some(match n.kind {
+            NodeKind::EventField(f) => Subject::Event(f),
+            NodeKind::CustomerField(f) => Subject::Customer(f),
+            NodeKind::Calendar(c) => Subject::Calendar(c),
+            NodeKind::Local(d, f) => Subject::Local(d, f),
+            _ => return None,
+        })
+    }
 }
 
 fn flip(op: CmpOp) -> CmpOp {

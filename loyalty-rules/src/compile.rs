@@ -1,7 +1,7 @@
 //! Checked IR -> a runnable program: constants folded, rules indexed by
 //! event type in evaluation order (priority, then source order).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::ast::Span;
 use crate::eval::{Ctx, Evaluator, V};
@@ -21,9 +21,14 @@ pub(crate) struct Compiled {
     /// For each group, its rules (indexes into `ir.rules`) in evaluation
     /// order, so that deciding a best group does not scan every rule.
     pub group_members: Box<[Box<[u32]>]>,
+    /// For each event type, the rules its field values rule out at once
+    /// (`index.rs`; None: the rules' guards are tested one by one).
+    pub index: Box<[Option<crate::index::EventIndex>]>,
     pub source: Arc<str>,
-    /// Byte offset of each line start, for line/column of explanations.
-    line_starts: Vec<usize>,
+    /// Byte offset of each line start, for line/column of explanations:
+    /// found on the first `line_col`, so that compiling does not scan the
+    /// source for them.
+    line_starts: OnceLock<Vec<usize>>,
 }
 
 /// A rule's cheap checks: its active dates, its guard (the predicate's
@@ -64,7 +69,7 @@ impl Quick {
 }
 
 impl Compiled {
-    pub fn new(mut ir: ProgramIr, source: &str) -> Compiled {
+    pub fn new(mut ir: ProgramIr, source: Arc<str>) -> Compiled {
         fold_program(&mut ir);
         for r in &mut ir.rules {
             r.pred = r.cond.as_ref().map(crate::pred::Pred::build);
@@ -77,7 +82,11 @@ impl Compiled {
             // stable: equal priorities keep source order
             list.sort_by_key(|&i| std::cmp::Reverse(ir.rules[i as usize].priority));
         }
-        let quick = ir.rules.iter().map(Quick::of).collect();
+        let quick: Box<[Quick]> = ir.rules.iter().map(Quick::of).collect();
+        let index = by_event
+            .iter()
+            .map(|order| crate::index::EventIndex::new(order, &quick, &ir.rules))
+            .collect();
         let mut group_members: Vec<Vec<u32>> = vec![Vec::new(); ir.groups.len()];
         for list in &by_event {
             for &i in list {
@@ -88,25 +97,17 @@ impl Compiled {
                 }
             }
         }
-        let mut line_starts = vec![0];
-        // bytes, not chars: `match_indices` was a third of this function
-        line_starts.extend(
-            source
-                .bytes()
-                .enumerate()
-                .filter(|&(_, b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        );
         Compiled {
             ir,
             by_event: by_event.into_iter().map(Vec::into_boxed_slice).collect(),
             quick,
+            index,
             group_members: group_members
                 .into_iter()
                 .map(Vec::into_boxed_slice)
                 .collect(),
-            source: Arc::from(source),
-            line_starts,
+            source,
+            line_starts: OnceLock::new(),
         }
     }
 
@@ -117,8 +118,20 @@ impl Compiled {
     }
 
     pub fn line_col(&self, at: usize) -> (usize, usize) {
-        let line = self.line_starts.partition_point(|&s| s <= at);
-        let start = self.line_starts[line - 1];
+        let line_starts = self.line_starts.get_or_init(|| {
+            let mut v = vec![0];
+            // bytes, not chars: `match_indices` was a third of this function
+            v.extend(
+                self.source
+                    .bytes()
+                    .enumerate()
+                    .filter(|&(_, b)| b == b'\n')
+                    .map(|(i, _)| i + 1),
+            );
+            v
+        });
+        let line = line_starts.partition_point(|&s| s <= at);
+        let start = line_starts[line - 1];
         let col = self
             .source
             .get(start..at)

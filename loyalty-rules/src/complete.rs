@@ -148,14 +148,14 @@ pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
         let root = before[root_start..root_end].to_ascii_lowercase();
         if root == "customer" {
             for f in customer_fields() {
-                out.push(c(f.name, "field", Some(f.ty.name().into())));
+                out.push(c(f.name.clone(), "field", Some(f.ty.name().into())));
             }
             for (n, t) in &decls.customer {
                 out.push(c(n.clone(), "attribute", Some(t.clone())));
             }
-        } else if let Some(ev) = builtin_events().into_iter().find(|e| e.name == root) {
-            for f in ev.fields {
-                out.push(c(f.name, "field", Some(f.ty.name().into())));
+        } else if let Some(ev) = builtin_events().iter().find(|e| e.name == root) {
+            for f in &ev.fields {
+                out.push(c(f.name.clone(), "field", Some(f.ty.name().into())));
             }
             for (name, fs) in &decls.events {
                 if *name == root {
@@ -182,7 +182,7 @@ pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
         } else {
             // a loop variable: basket item fields
             for f in item_fields() {
-                out.push(c(f.name, "field", Some(f.ty.name().into())));
+                out.push(c(f.name.clone(), "field", Some(f.ty.name().into())));
             }
         }
     } else {
@@ -196,8 +196,8 @@ pub(crate) fn completions(source: &str, offset: usize) -> Vec<Completion> {
         let prev2 = prev.get(1).map(String::as_str).unwrap_or("");
         let events = || {
             let mut v: Vec<Completion> = builtin_events()
-                .into_iter()
-                .map(|e| c(e.name, "event", None))
+                .iter()
+                .map(|e| c(e.name.clone(), "event", None))
                 .collect();
             for (n, _) in &decls.events {
                 if !v.iter().any(|x| x.label == *n) {

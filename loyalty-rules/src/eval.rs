@@ -12,6 +12,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use crate::ast::{Agg, ArithOp, CmpOp, OfFn, Quant, RoundingMode, Span, TextOp};
 use crate::compile::{Compiled, Quick};
 use crate::history;
+use crate::index;
 use crate::input::{to_json, Customer, Event};
 use crate::ir::*;
 use crate::limits;
@@ -674,9 +675,15 @@ pub(crate) fn matching<'a>(
     let mut cx = Ctx::new(event, customer, None, 0);
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
     let day = event.local.day;
-    order.iter().filter_map(move |&ri| {
+    let dead = ruled_out(c, &cx);
+    order.iter().enumerate().filter_map(move |(p, &ri)| {
         let rule = &ir.rules[ri as usize];
         let q = &c.quick[ri as usize];
+        if index::has(&dead, p) {
+            #[cfg(debug_assertions)]
+            check_ruled_out(q, &cx, rule);
+            return None;
+        }
         if day < q.from || day > q.to || q.guard.iter().any(|g| !g.holds(&cx)) {
             return None;
         }
@@ -754,7 +761,12 @@ pub(crate) fn run_with<'a>(
     let mut deferred: Vec<Deferred<'_>> = Vec::new();
 
     let day = event.local.day;
-    for &ri in order {
+    let dead = if explain {
+        index::NONE
+    } else {
+        ruled_out(c, &cx)
+    };
+    for (p, &ri) in order.iter().enumerate() {
         let rule = &ir.rules[ri as usize];
         // Fast rejection of a rule that cannot fire: the full path below
         // would only add explanation notes. (An exclusive group's member
@@ -762,6 +774,13 @@ pub(crate) fn run_with<'a>(
         // whole at its first member, below.)
         // A condition the quick look found true is not tested again.
         let mut known = false;
+        // (no rule is ruled out when explaining; best groups' members are
+        // not indexed)
+        if index::has(&dead, p) {
+            #[cfg(debug_assertions)]
+            check_ruled_out(&c.quick[ri as usize], &cx, rule);
+            continue;
+        }
         if !explain && stopped_by.is_none() && !matches!(rule.group, Some((_, true))) {
             match look(&ev, rule, &c.quick[ri as usize], &mut cx, day) {
                 Look::CannotFire => continue,
@@ -1025,6 +1044,31 @@ fn look<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, q: &Quick, cx: &mut Ctx<'a>, t
             Look::Maybe
         }
     }
+}
+
+/// The rules of `cx`'s event type that the rule index rules out for its
+/// event and customer (by position in `by_event`).
+#[inline]
+fn ruled_out(c: &Compiled, cx: &Ctx<'_>) -> index::Mask {
+    if cfg!(target_arch = "wasm32") {
+        // (no index: see `EventIndex::new`)
+        return index::NONE;
+    }
+    match c.index.get(cx.event.ty as usize) {
+        Some(Some(x)) => x.dead(cx),
+        _ => index::NONE,
+    }
+}
+
+/// Debug builds (all tests, the fuzzers): a rule the index ruled out has a
+/// guard test that fails.
+#[cfg(debug_assertions)]
+fn check_ruled_out(q: &Quick, cx: &Ctx<'_>, rule: &RuleIr) {
+    assert!(
+        q.guard.iter().any(|g| !g.holds(cx)),
+        "the rule index ruled out rule {}, whose guard holds",
+        rule.name
+    );
 }
 
 /// Debug builds (all tests, the fuzzers): a quick look (a rule's guard, or

@@ -12,6 +12,8 @@
 //! builds the same tree with no diagnostics. Debug builds check that on
 //! every call (`parser::parse`).
 
+use std::sync::Arc;
+
 use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 
@@ -19,10 +21,13 @@ use crate::ast::*;
 use crate::limits;
 use crate::parser::{parse_number, unquote_span};
 
-/// Parse `source`, or `None` when the pest path must decide.
-pub(crate) fn parse(source: &str) -> Option<Program> {
+/// Parse `source`, or `None` when the pest path must decide. Names share
+/// `shared` (which must be `source`), or a copy of `source` made here.
+pub(crate) fn parse(source: &str, shared: Option<&Arc<str>>) -> Option<Program> {
+    debug_assert!(shared.is_none_or(|s| **s == *source));
     let mut p = P {
         src: source,
+        shared: shared.map_or_else(|| Arc::from(source), Arc::clone),
         b: source.as_bytes(),
         lower: source.as_bytes().to_ascii_lowercase(),
         pos: 0,
@@ -55,6 +60,8 @@ type E = (Expr, usize);
 
 struct P<'s> {
     src: &'s str,
+    /// `src`, shared by the tree's names (`Text::slice`).
+    shared: Arc<str>,
     b: &'s [u8],
     /// The source in ASCII lower case, for keywords.
     lower: Vec<u8>,
@@ -74,6 +81,13 @@ struct P<'s> {
     fuel: usize,
 }
 
+/// `a == b` byte by byte: words and keywords are short, and a call to
+/// `memcmp` for each comparison cost more than the comparison.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 fn is_ident_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_'
 }
@@ -83,7 +97,7 @@ fn is_ident_char(c: u8) -> bool {
 fn first_alt_ends_word(rest: &[u8], alts: &[&str]) -> bool {
     for a in alts {
         let a = a.as_bytes();
-        if rest.starts_with(a) {
+        if rest.len() >= a.len() && same(&rest[..a.len()], a) {
             return rest.len() == a.len();
         }
     }
@@ -279,7 +293,7 @@ impl<'s> P<'s> {
     /// The keyword `lit` (case-insensitive, not followed by an ident char).
     fn kw(&mut self, lit: &str) -> bool {
         let n = self.word_len();
-        if n == lit.len() && self.lower_word() == lit.as_bytes() {
+        if n == lit.len() && same(self.lower_word(), lit.as_bytes()) {
             self.take(n);
             true
         } else {
@@ -291,7 +305,7 @@ impl<'s> P<'s> {
     fn at_kw(&self, alts: &[&str]) -> bool {
         let n = self.word_len();
         let w = self.lower_word();
-        n > 0 && alts.iter().any(|a| w == a.as_bytes())
+        n > 0 && alts.iter().any(|a| same(w, a.as_bytes()))
     }
 
     fn kw_any(&mut self, alts: &[&str]) -> bool {
@@ -309,14 +323,14 @@ impl<'s> P<'s> {
     fn pick<T: Copy>(&mut self, alts: &[(&str, T)]) -> Option<T> {
         let n = self.word_len();
         let w = self.lower_word();
-        let v = alts.iter().find(|(k, _)| n > 0 && w == k.as_bytes())?.1;
+        let v = alts.iter().find(|(k, _)| n > 0 && same(w, k.as_bytes()))?.1;
         self.take(n);
         Some(v)
     }
 
     fn name_at(&self, start: usize, n: usize) -> Name {
         Name {
-            text: self.src[start..start + n].to_string(),
+            text: Text::slice(&self.shared, start, start + n),
             span: Span::new(start, start + n),
         }
     }
@@ -451,11 +465,13 @@ impl<'s> P<'s> {
             return None;
         }
         let mut i = start + 1;
+        let mut escaped = false;
         loop {
             match b.get(i)? {
                 b'"' => break,
                 b'\n' => return None,
                 b'\\' => {
+                    escaped = true;
                     // A line break inside a string confuses the builder's
                     // line-based span trimming: leave it to pest.
                     match b.get(i + 1)? {
@@ -470,7 +486,11 @@ impl<'s> P<'s> {
             }
         }
         let span = Span::new(start, i + 1);
-        let text = unquote_span(span, self.src);
+        let text = if escaped {
+            unquote_span(span, self.src).into()
+        } else {
+            Text::slice(&self.shared, start + 1, i)
+        };
         self.take(i + 1 - start);
         Some(Name { text, span })
     }
@@ -1180,7 +1200,7 @@ impl<'s> P<'s> {
             Some(move |span| {
                 Item::Rule(Rule {
                     name: None,
-                    trigger: Some(trigger),
+                    trigger: Some(Box::new(trigger)),
                     clauses,
                     span,
                 })

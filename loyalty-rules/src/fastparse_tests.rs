@@ -80,7 +80,7 @@ fn repo_programs() -> Vec<(String, String)> {
 /// The soundness rule: when the fast path accepts, pest accepts with no
 /// diagnostics and builds the same tree, spans included.
 fn assert_sound(source: &str) -> bool {
-    fast(source)
+    fast(source, None)
         .map(|f| assert_same_as_pest(source, &f))
         .is_some()
 }
@@ -94,7 +94,7 @@ fn accepts_every_valid_program_in_the_repository() {
         let pest_ok = parse_pest(&source, &mut sink).is_some() && sink.diags.is_empty();
         if !pest_ok {
             assert!(
-                fast(&source).is_none(),
+                fast(&source, None).is_none(),
                 "{name}: pest rejects, fast accepts"
             );
             continue;

@@ -210,7 +210,7 @@ fn expiry(e: ExpirySpec) -> String {
 fn rule(out: &mut String, r: &Rule) {
     if let Some(t) = &r.trigger {
         out.push_str("if ");
-        match t {
+        match &**t {
             Trigger::Head {
                 event,
                 word,
@@ -568,7 +568,7 @@ fn expr(e: &Expr) -> String {
         ExprKind::Name(n) if crate::parser::is_lead_word(n.to_ascii_lowercase().as_bytes()) => {
             format!("({n})")
         }
-        ExprKind::Name(n) => n.clone(),
+        ExprKind::Name(n) => n.to_string(),
         ExprKind::Field(b, f) => format!("{}.{}", expr_at(b, POSTFIX), f.text),
         ExprKind::List(items) => format!(
             "[{}]",

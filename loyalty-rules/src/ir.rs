@@ -1,6 +1,7 @@
 //! The checked, resolved form that the evaluator runs: every name is a slot,
 //! every node has a type and a span, no strings are looked up at run time.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
@@ -224,9 +225,12 @@ pub(crate) struct ProgramIr {
     pub tz: crate::tz::Tz,
     pub decimals: u32,
     pub rounding: RoundingMode,
-    pub events: Vec<EventSchema>,
-    pub customer: Vec<FieldDef>,
-    pub item: Vec<FieldDef>,
+    /// The built-in events (`schema::builtin_events`, shared) until a
+    /// declaration adds one or extends one.
+    pub events: Cow<'static, [EventSchema]>,
+    /// The built-in customer fields, then any declared attributes.
+    pub customer: Cow<'static, [FieldDef]>,
+    pub item: Cow<'static, [FieldDef]>,
     pub tiers: Vec<Arc<str>>,
     pub rewards: Vec<Arc<str>>,
     /// Point kinds; index 0 is the spendable `points`.

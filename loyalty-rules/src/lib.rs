@@ -48,6 +48,7 @@ mod error;
 mod eval;
 mod format;
 mod history;
+mod index;
 mod input;
 mod ir;
 mod ledger;
@@ -175,10 +176,12 @@ pub fn check(source: &str) -> Vec<Diagnostic> {
 /// (as [`Program::compile`] returns it). The source is parsed once.
 pub fn check_and_compile(source: &str) -> (Vec<Diagnostic>, Option<Program>) {
     let mut sink = Sink::new(source);
-    let ir = parser::parse(source, &mut sink).and_then(|a| check::check(&a, &mut sink));
+    // One copy of the source, shared by the tree's names and the program.
+    let shared: Arc<str> = Arc::from(source);
+    let ir = parser::parse_shared(&shared, &mut sink).and_then(|a| check::check(&a, &mut sink));
     let program = match ir {
         Some(ir) if !sink.has_errors() => Some(Program {
-            inner: Arc::new(compile::Compiled::new(ir, source)),
+            inner: Arc::new(compile::Compiled::new(ir, shared)),
         }),
         _ => None,
     };

@@ -1,6 +1,7 @@
 //! Source text -> syntax tree. `Rule` and `Pair` never leave this file.
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveTime};
 use pest::error::{ErrorVariant, InputLocation};
@@ -24,6 +25,15 @@ struct Grammar;
 /// Parse a program, reporting problems into `sink`. Returns `None` when the
 /// text does not parse.
 pub(crate) fn parse(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
+    parse_in(source, None, sink)
+}
+
+/// [`parse`] of `source`, whose names share `source` (no copy of it).
+pub(crate) fn parse_shared(source: &Arc<str>, sink: &mut Sink<'_>) -> Option<Program> {
+    parse_in(source, Some(source), sink)
+}
+
+fn parse_in(source: &str, shared: Option<&Arc<str>>, sink: &mut Sink<'_>) -> Option<Program> {
     if source.len() > limits::MAX_SOURCE_BYTES {
         sink.error(
             ErrorKind::Limit,
@@ -49,7 +59,7 @@ pub(crate) fn parse(source: &str, sink: &mut Sink<'_>) -> Option<Program> {
         );
         return None;
     }
-    if let Some(program) = fastparse::parse(source) {
+    if let Some(program) = fastparse::parse(source, shared) {
         if cfg!(debug_assertions) {
             assert_same_as_pest(source, &program);
         }
@@ -390,7 +400,7 @@ fn comment_start(line: &str) -> Option<usize> {
 
 fn name_of(p: &Pair<'_, Rule>) -> Name {
     Name {
-        text: p.as_str().to_string(),
+        text: p.as_str().into(),
         span: span_of(p),
     }
 }
@@ -398,7 +408,7 @@ fn name_of(p: &Pair<'_, Rule>) -> Name {
 fn unquote(p: Pair<'_, Rule>) -> Name {
     let span = span_of(&p);
     Name {
-        text: unquote_span(span, p.get_input()),
+        text: unquote_span(span, p.get_input()).into(),
         span,
     }
 }
@@ -633,7 +643,7 @@ impl Builder<'_, '_> {
                 }
                 Item::Rule(Rule_ {
                     name: None,
-                    trigger,
+                    trigger: trigger.map(Box::new),
                     clauses,
                     span,
                 })
@@ -1309,7 +1319,7 @@ impl Builder<'_, '_> {
             }
             Rule::string => {
                 let n = unquote_span(span, self.sink.source);
-                (Expr::new(ExprKind::Str(n), span), 1)
+                (Expr::new(ExprKind::Str(n.into()), span), 1)
             }
             Rule::bool_lit => {
                 let t = inner_text(&span, self.sink.source).eq_ignore_ascii_case("true");
@@ -1349,7 +1359,7 @@ impl Builder<'_, '_> {
             }
             Rule::ident | Rule::word => (
                 Expr::new(
-                    ExprKind::Name(inner_text(&span, self.sink.source).to_string()),
+                    ExprKind::Name(inner_text(&span, self.sink.source).into()),
                     span,
                 ),
                 1,

@@ -1,5 +1,7 @@
 //! Types, and the shapes of built-in events, basket items and customers.
 
+use std::sync::OnceLock;
+
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 
@@ -163,20 +165,23 @@ pub(crate) const EV_ID: usize = 0;
 pub(crate) const EV_CUSTOMER: usize = 1;
 pub(crate) const EV_TIME: usize = 2;
 
-/// Basket line fields, in slot order.
-pub(crate) fn item_fields() -> Vec<FieldDef> {
-    vec![
-        opt("sku", Ty::Text),
-        opt("name", Ty::Text),
-        opt("category", Ty::Text),
-        opt("brand", Ty::Text),
-        f("price", Ty::Money),
-        dflt("quantity", Ty::Number, Value::Num(Decimal::ONE)),
-        // computed: price * quantity
-        dflt("total", Ty::Money, Value::Null),
-        dflt("labels", Ty::List(Elem::Text), Value::List(Vec::new())),
-        dflt("discounted", Ty::Bool, Value::Bool(false)),
-    ]
+/// Basket line fields, in slot order (built once, shared).
+pub(crate) fn item_fields() -> &'static [FieldDef] {
+    static FIELDS: OnceLock<Vec<FieldDef>> = OnceLock::new();
+    FIELDS.get_or_init(|| {
+        vec![
+            opt("sku", Ty::Text),
+            opt("name", Ty::Text),
+            opt("category", Ty::Text),
+            opt("brand", Ty::Text),
+            f("price", Ty::Money),
+            dflt("quantity", Ty::Number, Value::Num(Decimal::ONE)),
+            // computed: price * quantity
+            dflt("total", Ty::Money, Value::Null),
+            dflt("labels", Ty::List(Elem::Text), Value::List(Vec::new())),
+            dflt("discounted", Ty::Bool, Value::Bool(false)),
+        ]
+    })
 }
 pub(crate) const ITEM_PRICE: usize = 4;
 pub(crate) const ITEM_QUANTITY: usize = 5;
@@ -214,8 +219,13 @@ fn event(name: &str, extra: Vec<FieldDef>, primary: Option<&str>) -> EventSchema
     }
 }
 
-/// The built-in events.
-pub(crate) fn builtin_events() -> Vec<EventSchema> {
+/// The built-in events (built once, shared).
+pub(crate) fn builtin_events() -> &'static [EventSchema] {
+    static EVENTS: OnceLock<Vec<EventSchema>> = OnceLock::new();
+    EVENTS.get_or_init(build_events)
+}
+
+fn build_events() -> Vec<EventSchema> {
     let zero = || Value::Num(Decimal::ZERO);
     let items = || dflt("items", Ty::List(Elem::Item), Value::List(Vec::new()));
     vec![
@@ -283,18 +293,22 @@ pub(crate) fn builtin_events() -> Vec<EventSchema> {
 
 pub(crate) const CU_TIER: usize = 1;
 
-/// Built-in customer fields, in slot order (declared attributes follow).
-pub(crate) fn customer_fields() -> Vec<FieldDef> {
-    vec![
-        f("id", Ty::Text),
-        opt("tier", Ty::Tier),
-        dflt("tags", Ty::List(Elem::Text), Value::List(Vec::new())),
-        dflt("points", Ty::Number, Value::Num(Decimal::ZERO)),
-        dflt("pending_points", Ty::Number, Value::Num(Decimal::ZERO)),
-        opt("birthday", Ty::Date),
-        opt("joined", Ty::Date),
-        opt("referred_by", Ty::Text),
-    ]
+/// Built-in customer fields, in slot order (declared attributes follow;
+/// built once, shared).
+pub(crate) fn customer_fields() -> &'static [FieldDef] {
+    static FIELDS: OnceLock<Vec<FieldDef>> = OnceLock::new();
+    FIELDS.get_or_init(|| {
+        vec![
+            f("id", Ty::Text),
+            opt("tier", Ty::Tier),
+            dflt("tags", Ty::List(Elem::Text), Value::List(Vec::new())),
+            dflt("points", Ty::Number, Value::Num(Decimal::ZERO)),
+            dflt("pending_points", Ty::Number, Value::Num(Decimal::ZERO)),
+            opt("birthday", Ty::Date),
+            opt("joined", Ty::Date),
+            opt("referred_by", Ty::Text),
+        ]
+    })
 }
 
 /// Calendar values of the event's local time, usable as bare names.
