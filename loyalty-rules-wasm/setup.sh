@@ -16,10 +16,6 @@ log() { printf '[setup.sh] %s\n' "$*" >&2; }
 SUDO=""
 if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
 
-have_rustup_wasm() {
-  command -v rustup >/dev/null 2>&1 &&
-    rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown
-}
 
 # --- apt packages ---
 if command -v apt-get >/dev/null 2>&1; then
@@ -29,12 +25,20 @@ if command -v apt-get >/dev/null 2>&1; then
   for p in "${debian_rust[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || debian_ok=0
   done
-  if ! have_rustup_wasm && [[ $debian_ok == 0 ]]; then
-    # Prefer rustup's target; where rustup cannot add it (these machines),
-    # use Debian's Rust with its std sources (build.sh uses -Zbuild-std).
-    if ! { command -v rustup >/dev/null 2>&1 && rustup target add wasm32-unknown-unknown >/dev/null 2>&1; }; then
-      want+=("${debian_rust[@]}")
-    fi
+  # rustup's nightly with the target and std's sources builds std for size
+  # (build.sh's first choice); where rustup cannot add them (some machines),
+  # Debian's Rust with its std sources does the same.
+  have_nightly_wasm=0
+  if command -v rustup >/dev/null 2>&1 &&
+     { rustup toolchain list 2>/dev/null | grep -q '^nightly' ||
+       rustup toolchain install nightly --profile minimal >/dev/null 2>&1; } &&
+     rustup target add wasm32-unknown-unknown --toolchain nightly >/dev/null 2>&1 &&
+     rustup component add rust-src --toolchain nightly >/dev/null 2>&1; then
+    have_nightly_wasm=1
+    log "wasm toolchain: rustup nightly with wasm32-unknown-unknown and rust-src"
+  fi
+  if [[ $have_nightly_wasm == 0 && $debian_ok == 0 ]]; then
+    want+=("${debian_rust[@]}")
   fi
   command -v chromium >/dev/null 2>&1 || [[ -x /usr/bin/chromium ]] || want+=(chromium)
   command -v gzip >/dev/null 2>&1 || want+=(gzip)
