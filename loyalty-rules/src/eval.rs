@@ -606,14 +606,57 @@ fn anniversary(d: NaiveDate, year: i32) -> NaiveDate {
 /// Round points by the program's policy (on the magnitude, so deductions
 /// round the same way as awards) to exactly `decimals` places.
 pub(crate) fn round_points(ir: &ProgramIr, d: Decimal) -> Decimal {
-    let s = match ir.rounding {
+    round_to(d, ir.decimals, ir.rounding)
+}
+
+/// `d` rounded by `mode` to exactly `places` decimals (see
+/// [`round_points`]).
+fn round_to(d: Decimal, places: u32, mode: RoundingMode) -> Decimal {
+    let (m, scale) = (d.mantissa(), d.scale());
+    if scale <= places {
+        // nothing to round: only the scale changes
+        let mut r = d;
+        r.rescale(places);
+        if r.is_zero() {
+            r.set_sign_positive(true);
+        }
+        return r;
+    }
+    if scale - places <= 18 {
+        // on the integer mantissa (a decimal's is below 2^96, so none of
+        // this overflows); `round_dp_with_strategy` below gives the same
+        // (tested in `round_points_fast_path_agrees`)
+        let p = 10i128.pow(scale - places);
+        let (q, rem) = (m.unsigned_abs() / p as u128, m.unsigned_abs() % p as u128);
+        let (p, half) = (p as u128, (p as u128) / 2);
+        let up = match mode {
+            RoundingMode::Down => false,
+            RoundingMode::Up => rem != 0,
+            RoundingMode::HalfUp => rem >= half,
+            RoundingMode::HalfEven => rem > half || (rem == half && q % 2 == 1),
+        };
+        debug_assert!(p % 2 == 0);
+        let mag = (q + u128::from(up)) as i128;
+        if let Ok(r) = Decimal::try_from_i128_with_scale(if m < 0 { -mag } else { mag }, places) {
+            return if r.is_zero() {
+                Decimal::new(0, places)
+            } else {
+                r
+            };
+        }
+    }
+    round_slow(d, places, mode)
+}
+
+fn round_slow(d: Decimal, places: u32, mode: RoundingMode) -> Decimal {
+    let s = match mode {
         RoundingMode::Down => RoundingStrategy::ToZero,
         RoundingMode::Up => RoundingStrategy::AwayFromZero,
         RoundingMode::HalfEven => RoundingStrategy::MidpointNearestEven,
         RoundingMode::HalfUp => RoundingStrategy::MidpointAwayFromZero,
     };
-    let mut r = d.round_dp_with_strategy(ir.decimals, s);
-    r.rescale(ir.decimals);
+    let mut r = d.round_dp_with_strategy(places, s);
+    r.rescale(places);
     if r.is_zero() {
         r.set_sign_positive(true);
     }
@@ -1358,10 +1401,19 @@ fn cap_award(
 ) -> (Decimal, Option<Capped>) {
     let Some(st) = cx.st else { return (pts, None) };
     let ir = ev.ir;
+    if rule.limits.is_empty() && rule.budget.is_none() && ir.caps.is_empty() {
+        // nothing can cap it (and `rule_used` is only read for limits and
+        // budgets)
+        return (pts, None);
+    }
     let today = cx.event.local.date;
     let mut allowed = pts;
     let mut by: Option<Arc<str>> = None;
-    let ri = ir.rules.iter().position(|r| std::ptr::eq(r, rule));
+    // the rule's index, from its address in the program's rules
+    let ri = (rule as *const RuleIr as usize)
+        .checked_sub(ir.rules.as_ptr() as usize)
+        .map(|off| off / std::mem::size_of::<RuleIr>())
+        .filter(|&i| ir.rules.get(i).is_some_and(|r| std::ptr::eq(r, rule)));
     if let Some(ri) = ri {
         for (li, l) in rule.limits.iter().enumerate() {
             let LimitIr::Points {
@@ -1783,5 +1835,58 @@ mod glob_tests {
         assert!(glob("Café €5", "caf? €*"));
         assert!(glob("aaab", "*a*b"));
         assert!(!glob("aaa", "*b"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Rounding on the mantissa gives what rust_decimal's rounding gives,
+        /// for every mode, sign, scale and number of places.
+        #[test]
+        fn round_points_fast_path_agrees(
+            m in prop_oneof![any::<i64>().prop_map(i128::from), -(1i128 << 95)..(1i128 << 95), -2000i128..2000],
+            places in 0u32..=6,
+            extra in prop_oneof![0u32..=3, 0u32..=22],
+            mode in 0usize..4,
+        ) {
+            // scales near `places` make exact halves common
+            let scale = (places + extra).min(28);
+            let mode = [RoundingMode::Down, RoundingMode::Up, RoundingMode::HalfEven, RoundingMode::HalfUp][mode];
+            let d = Decimal::from_i128_with_scale(m, scale);
+            let fast = round_to(d, places, mode);
+            let slow = round_slow(d, places, mode);
+            prop_assert_eq!(fast, slow);
+            prop_assert_eq!(fast.scale(), slow.scale());
+            prop_assert_eq!(fast.is_sign_negative(), slow.is_sign_negative());
+        }
+    }
+
+    #[test]
+    fn round_points_examples() {
+        let d = |s: &str| s.parse::<Decimal>().unwrap();
+        assert_eq!(
+            round_to(d("21.73"), 0, RoundingMode::Down).to_string(),
+            "21"
+        );
+        assert_eq!(
+            round_to(d("-21.73"), 0, RoundingMode::Down).to_string(),
+            "-21"
+        );
+        assert_eq!(
+            round_to(d("2.5"), 0, RoundingMode::HalfEven).to_string(),
+            "2"
+        );
+        assert_eq!(
+            round_to(d("3.5"), 0, RoundingMode::HalfEven).to_string(),
+            "4"
+        );
+        assert_eq!(round_to(d("2.5"), 0, RoundingMode::HalfUp).to_string(), "3");
+        assert_eq!(round_to(d("2.01"), 0, RoundingMode::Up).to_string(), "3");
+        assert_eq!(round_to(d("-0.4"), 0, RoundingMode::Down).to_string(), "0");
+        assert_eq!(round_to(d("7"), 2, RoundingMode::Down).to_string(), "7.00");
     }
 }

@@ -124,3 +124,40 @@ proptest::proptest! {
         }
     }
 }
+
+/// More rules for one event type than one chunk of the matcher holds (256):
+/// the matches of every chunk come out, in evaluation order (priority, then
+/// source order), and `evaluate` fires exactly those rules.
+#[test]
+fn matching_rules_beyond_one_chunk() {
+    let mut src = String::from("program \"Many\"\n");
+    for i in 0..600 {
+        // every third rule matches an amount of $50; every 100th goes first
+        let threshold = if i % 3 == 0 { 10 } else { 90 };
+        let priority = if i % 100 == 7 { " priority 5" } else { "" };
+        src.push_str(&format!(
+            "rule \"r{i}\" on purchase{priority} if purchase.amount > ${threshold} award 1 point\n"
+        ));
+    }
+    let program = Program::compile(&src).unwrap_or_else(|e| panic!("{e:#}"));
+    let event = program
+        .event_from_json(
+            r#"{"type":"purchase","id":"o1","customer":"c1","time":"2026-11-24T10:00:00Z","amount":"50.00"}"#,
+        )
+        .unwrap();
+    let customer = program.customer_from_json(r#"{"id":"c1"}"#).unwrap();
+    let got: Vec<&str> = program.matching_rules(&event, &customer).collect();
+    let mut want: Vec<String> = (0..600)
+        .filter(|i| i % 3 == 0 && i % 100 == 7)
+        .map(|i| format!("r{i}"))
+        .collect();
+    want.extend(
+        (0..600)
+            .filter(|i| i % 3 == 0 && i % 100 != 7)
+            .map(|i| format!("r{i}")),
+    );
+    assert_eq!(got, want);
+    assert_eq!(got.len(), 200);
+    let fired = program.evaluate(&event, &customer);
+    assert_eq!(fired.points.to_string(), "200");
+}
