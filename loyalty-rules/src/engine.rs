@@ -1428,7 +1428,7 @@ fn new_entry(
             e.state.id = id.to_string();
             e.view.id = id.clone();
             if let Some(f) = e.view.fields.first_mut() {
-                *f = Value::Text(Box::from(&**id));
+                *f = Value::Text(id.clone());
             }
             Ok(e)
         }

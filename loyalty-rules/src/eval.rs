@@ -626,9 +626,14 @@ fn round_to(d: Decimal, places: u32, mode: RoundingMode) -> Decimal {
         // on the integer mantissa (a decimal's is below 2^96, so none of
         // this overflows); `round_dp_with_strategy` below gives the same
         // (tested in `round_points_fast_path_agrees`)
-        let p = 10i128.pow(scale - places);
-        let (q, rem) = (m.unsigned_abs() / p as u128, m.unsigned_abs() % p as u128);
-        let (p, half) = (p as u128, (p as u128) / 2);
+        let p = 10u64.pow(scale - places);
+        let a = m.unsigned_abs();
+        // u64 division where the mantissa fits (u128 division is a call)
+        let (q, rem) = match u64::try_from(a) {
+            Ok(a) => (u128::from(a / p), u128::from(a % p)),
+            Err(_) => (a / u128::from(p), a % u128::from(p)),
+        };
+        let (p, half) = (u128::from(p), u128::from(p / 2));
         let up = match mode {
             RoundingMode::Down => false,
             RoundingMode::Up => rem != 0,
@@ -1582,7 +1587,12 @@ fn effect<'a>(
                     if u.is_zero() {
                         return Err(EvalError("division by zero: the unit of a rate is 0"));
                     }
-                    let units = m.checked_div(u).ok_or_else(too_big)?;
+                    // (`1 point per $1`: no division)
+                    let units = if u == Decimal::ONE {
+                        m
+                    } else {
+                        m.checked_div(u).ok_or_else(too_big)?
+                    };
                     let units = if *every { units.trunc() } else { units };
                     Some(units.checked_mul(p).ok_or_else(too_big)?)
                 }

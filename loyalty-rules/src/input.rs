@@ -154,11 +154,11 @@ fn assemble_event(
 ) -> Result<Event, Error> {
     let k = ErrorKind::InvalidEvent;
     let id = match &fields[EV_ID] {
-        Value::Text(s) => Arc::from(&**s),
+        Value::Text(s) => s.clone(),
         _ => return Err(bad(k, "id", "missing field `id`".into())),
     };
     let customer = match &fields[EV_CUSTOMER] {
-        Value::Text(s) => Arc::from(&**s),
+        Value::Text(s) => s.clone(),
         _ => return Err(bad(k, "customer", "missing field `customer`".into())),
     };
     let time = match &fields[EV_TIME] {
@@ -187,7 +187,7 @@ pub(crate) fn customer_from_value(ir: &ProgramIr, v: &Json) -> Result<Customer, 
     };
     let fields = record(ir, &ir.customer, obj, &String::new, k, &[])?;
     let id = match &fields[0] {
-        Value::Text(s) => Arc::from(&**s),
+        Value::Text(s) => s.clone(),
         _ => return Err(bad(k, "id", "missing field `id`".into())),
     };
     Ok(Customer { id, fields })

@@ -1,6 +1,6 @@
 //! Types, and the shapes of built-in events, basket items and customers.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
@@ -115,7 +115,7 @@ pub(crate) enum Value {
     Null,
     Bool(bool),
     Num(Decimal),
-    Text(Box<str>),
+    Text(Arc<str>),
     Date(NaiveDate),
     Time(NaiveTime),
     DateTime(DateTime<Utc>),
