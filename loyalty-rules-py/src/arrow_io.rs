@@ -662,56 +662,24 @@ pub fn cell(a: &dyn Array, i: usize) -> Result<Json, String> {
     })
 }
 
-/// Per-event results as one record batch: one row per event, in input
-/// order, with points per rule. Outcomes are added one at a time (so a
-/// replay can stream them in without keeping them).
-pub struct ResultsBuilder<'a> {
-    detail: bool,
-    source: &'a crate::errors::Offsets,
-    rules: Vec<&'a str>,
-    index: HashMap<&'a str, usize>,
-    per_rule: Vec<Vec<f64>>,
-    points: Vec<f64>,
-    event: StringBuilder,
-    customer: StringBuilder,
-    ety: StringBuilder,
-    status: StringBuilder,
-    reason: StringBuilder,
-    errors: StringBuilder,
-    rewards: StringBuilder,
-    outcome: StringBuilder,
-    text: String,
+/// What the results table keeps of one outcome (made on the replay's
+/// threads, appended in input order).
+pub struct Row {
+    points: f64,
+    event: Arc<str>,
+    customer: Arc<str>,
+    event_type: Arc<str>,
+    status: Option<&'static str>,
+    reason: Option<String>,
+    errors: Option<String>,
+    /// (rule index, points of the spendable kind)
+    per_rule: Vec<(u32, f64)>,
+    rewards: Option<String>,
+    /// The whole outcome as JSON (`detail` only).
+    outcome: Option<String>,
 }
 
-impl<'a> ResultsBuilder<'a> {
-    pub fn new(
-        program: &'a Program,
-        detail: bool,
-        source: &'a crate::errors::Offsets,
-        capacity: usize,
-    ) -> Self {
-        let rules: Vec<&str> = program.rule_names().collect();
-        let index = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
-        let strings = || StringBuilder::with_capacity(capacity, capacity * 8);
-        ResultsBuilder {
-            detail,
-            source,
-            per_rule: vec![Vec::with_capacity(capacity); rules.len()],
-            rules,
-            index,
-            points: Vec::with_capacity(capacity),
-            event: strings(),
-            customer: strings(),
-            ety: strings(),
-            status: strings(),
-            reason: StringBuilder::new(),
-            errors: StringBuilder::new(),
-            rewards: StringBuilder::new(),
-            outcome: StringBuilder::new(),
-            text: String::new(),
-        }
-    }
-
+impl RowMaker<'_> {
     /// The rule of an effect. Effects normally share the program's own
     /// rule names, so a pointer comparison (for up to 32 rules) finds most
     /// without hashing; the name's text decides otherwise.
@@ -725,33 +693,10 @@ impl<'a> ResultsBuilder<'a> {
         self.index.get(&**rule).copied()
     }
 
-    pub fn push(&mut self, o: &Outcome) {
-        self.points.push(dec_f64(&o.points));
-        self.event.append_value(&*o.event);
-        self.customer.append_value(&*o.customer);
-        self.ety.append_value(&*o.event_type);
-        self.status.append_option(o.status.map(|s| match s {
-            loyalty_rules::Status::Applied => "applied",
-            loyalty_rules::Status::Duplicate => "duplicate",
-            loyalty_rules::Status::Rejected => "rejected",
-        }));
-        self.reason.append_option(o.reason.as_deref());
-        if o.errors.is_empty() {
-            self.errors.append_null();
-        } else {
-            self.errors.append_value(
-                o.errors
-                    .iter()
-                    .map(|e| format!("{}: {}", e.rule, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            );
-        }
-        for v in &mut self.per_rule {
-            v.push(0.0);
-        }
-        let k = self.points.len() - 1;
-        self.text.clear();
+    /// What the table keeps of `o` (on any thread: see `push_row`).
+    pub fn row(&self, o: &Outcome) -> Row {
+        let mut per_rule: Vec<(u32, f64)> = Vec::new();
+        let mut rewards: Option<String> = None;
         for e in &o.effects {
             match e {
                 Effect::Award {
@@ -761,31 +706,145 @@ impl<'a> ResultsBuilder<'a> {
                     rule, kind, points, ..
                 } if &**kind == "points" => {
                     if let Some(r) = self.rule_index(rule) {
-                        self.per_rule[r][k] += dec_f64(points);
+                        let p = dec_f64(points);
+                        match per_rule.iter_mut().find(|(x, _)| *x as usize == r) {
+                            Some((_, q)) => *q += p,
+                            None => per_rule.push((r as u32, p)),
+                        }
                     }
                 }
                 Effect::Reward { reward, .. } => {
-                    if !self.text.is_empty() {
-                        self.text.push_str("; ");
+                    let t = rewards.get_or_insert_with(String::new);
+                    if !t.is_empty() {
+                        t.push_str("; ");
                     }
-                    self.text.push_str(reward);
+                    t.push_str(reward);
                 }
                 _ => {}
             }
         }
-        if self.text.is_empty() {
-            self.rewards.append_null();
-        } else {
-            self.rewards.append_value(&self.text);
-        }
-        if self.detail {
+        let errors = (!o.errors.is_empty()).then(|| {
+            o.errors
+                .iter()
+                .map(|e| format!("{}: {}", e.rule, e.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        });
+        let outcome = self.detail.then(|| {
             let mut v = serde_json::to_value(o).unwrap_or(Json::Null);
             if let Some(Json::Array(ex)) = v.get_mut("explanation") {
                 for x in ex {
                     self.source.fix(x);
                 }
             }
-            self.outcome.append_value(v.to_string());
+            v.to_string()
+        });
+        Row {
+            points: dec_f64(&o.points),
+            event: o.event.clone(),
+            customer: o.customer.clone(),
+            event_type: o.event_type.clone(),
+            status: o.status.map(|s| match s {
+                loyalty_rules::Status::Applied => "applied",
+                loyalty_rules::Status::Duplicate => "duplicate",
+                loyalty_rules::Status::Rejected => "rejected",
+            }),
+            reason: o.reason.clone(),
+            errors,
+            per_rule,
+            rewards,
+            outcome,
+        }
+    }
+}
+
+/// Per-event results as one record batch: one row per event, in input
+/// order, with points per rule. Outcomes are added one at a time (so a
+/// replay can stream them in without keeping them).
+pub struct ResultsBuilder<'a> {
+    maker: RowMaker<'a>,
+    per_rule: Vec<Vec<f64>>,
+    points: Vec<f64>,
+    event: StringBuilder,
+    customer: StringBuilder,
+    ety: StringBuilder,
+    status: StringBuilder,
+    reason: StringBuilder,
+    errors: StringBuilder,
+    rewards: StringBuilder,
+    outcome: StringBuilder,
+}
+
+/// Makes the rows of a results table from outcomes (read-only, so the
+/// replay's threads share it).
+pub struct RowMaker<'a> {
+    detail: bool,
+    source: &'a crate::errors::Offsets,
+    rules: Vec<&'a str>,
+    index: HashMap<&'a str, usize>,
+}
+
+impl<'a> ResultsBuilder<'a> {
+    pub fn new(
+        program: &'a Program,
+        detail: bool,
+        source: &'a crate::errors::Offsets,
+        capacity: usize,
+    ) -> Self {
+        let rules: Vec<&str> = program.rule_names().collect();
+        let index = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
+        let strings = || StringBuilder::with_capacity(capacity, capacity * 8);
+        ResultsBuilder {
+            per_rule: vec![Vec::with_capacity(capacity); rules.len()],
+            maker: RowMaker {
+                detail,
+                source,
+                rules,
+                index,
+            },
+            points: Vec::with_capacity(capacity),
+            event: strings(),
+            customer: strings(),
+            ety: strings(),
+            status: strings(),
+            reason: StringBuilder::new(),
+            errors: StringBuilder::new(),
+            rewards: StringBuilder::new(),
+            outcome: StringBuilder::new(),
+        }
+    }
+
+    /// The row maker, for the replay's threads.
+    pub fn maker(&self) -> &RowMaker<'a> {
+        &self.maker
+    }
+
+    pub fn push(&mut self, o: &Outcome) {
+        let r = self.maker.row(o);
+        self.push_row(r);
+    }
+
+    /// Append a row made by `row` (rows must come in input order).
+    pub fn push_row(&mut self, r: Row) {
+        self.points.push(r.points);
+        self.event.append_value(&*r.event);
+        self.customer.append_value(&*r.customer);
+        self.ety.append_value(&*r.event_type);
+        self.status.append_option(r.status);
+        self.reason.append_option(r.reason.as_deref());
+        self.errors.append_option(r.errors.as_deref());
+        for v in &mut self.per_rule {
+            v.push(0.0);
+        }
+        let k = self.points.len() - 1;
+        for (rule, p) in r.per_rule {
+            if let Some(v) = self.per_rule.get_mut(rule as usize) {
+                v[k] += p;
+            }
+        }
+        self.rewards.append_option(r.rewards.as_deref());
+        if let Some(t) = r.outcome {
+            self.outcome.append_value(t);
         }
     }
 
@@ -818,11 +877,11 @@ impl<'a> ResultsBuilder<'a> {
             Arc::new(self.rewards.finish()),
             Arc::new(self.errors.finish()),
         ];
-        for (r, vals) in self.rules.iter().zip(self.per_rule) {
+        for (r, vals) in self.maker.rules.iter().zip(self.per_rule) {
             fields.push(Field::new(format!("points:{r}"), DataType::Float64, false));
             cols.push(Arc::new(Float64Array::from(vals)));
         }
-        if self.detail {
+        if self.maker.detail {
             fields.push(Field::new("outcome", DataType::Utf8, false));
             cols.push(Arc::new(self.outcome.finish()));
         }

@@ -1,6 +1,7 @@
 //! Prints replay throughput for a program and a JSON Lines event file:
-//! decoding, sequential replay with state, and parallel replay (without
-//! and with the outcomes kept; skipped if THREADS is 1).
+//! decoding, sequential replay with state, the partitioned replay on one
+//! thread (each referral group's events together), and parallel replay
+//! (without and with the outcomes kept; skipped if THREADS is 1).
 //!
 //! cargo run --release -p loyalty-rules --example replay_speed -- PROGRAM EVENTS.jsonl [THREADS]
 //!
@@ -94,6 +95,23 @@ fn main() {
         rate(n, cpu),
         stats.applied
     );
+    let seq_applied = stats.applied;
+    drop(engine);
+
+    // one thread, each referral group's events together (see
+    // `Engine::replay_parallel`)
+    let copy = events.clone();
+    let mut engine = Engine::new(program.clone());
+    let t = Clock::start();
+    let stats = engine.replay_parallel_totals(copy, 1);
+    let (grouped, cpu) = t.stop();
+    println!(
+        "grouped, 1 thread:  {:>10.0} events/s, {:>10.0} per CPU-second ({:.2}x the replay in order)",
+        rate(n, grouped),
+        rate(n, cpu),
+        seq / grouped
+    );
+    assert_eq!(stats.applied, seq_applied, "the same events applied");
     drop(engine);
     if threads < 2 {
         // `replay_speed PROGRAM EVENTS 1` runs the sequential replay only

@@ -168,17 +168,27 @@ proptest! {
         let mut seq = setup(&p);
         let mut seq_out = Vec::new();
         let seq_stats = seq.replay_with(evs.clone(), |o| seq_out.push(o.to_json_string()));
-        let mut par = setup(&p);
-        let (par_out, par_stats) = par.replay_parallel(evs, 3);
-        let par_out: Vec<String> = par_out.iter().map(|o| o.to_json_string()).collect();
-        prop_assert_eq!(seq_out, par_out);
-        prop_assert_eq!(state_json(&seq), state_json(&par));
-        prop_assert_eq!(seq_stats.points_issued, par_stats.points_issued);
-        // without keeping the outcomes: the same states and totals
-        let mut totals = setup(&p);
-        let tot_stats = totals.replay_parallel_totals(events(&p, &raw), 3);
-        prop_assert_eq!(state_json(&seq), state_json(&totals));
-        prop_assert_eq!(&par_stats, &tot_stats);
+        // (one thread: the partitioned replay's grouping by referral group
+        // without parallelism)
+        for threads in [1usize, 3] {
+            let mut par = setup(&p);
+            let (par_out, par_stats) = par.replay_parallel(evs.clone(), threads);
+            let par_out: Vec<String> = par_out.iter().map(|o| o.to_json_string()).collect();
+            prop_assert_eq!(&seq_out, &par_out);
+            prop_assert_eq!(state_json(&seq), state_json(&par));
+            // the same totals, but for whether a part ran in parallel
+            let mut same = par_stats.clone();
+            same.parallel = seq_stats.parallel;
+            prop_assert_eq!(&seq_stats, &same);
+            if threads == 1 {
+                prop_assert!(!par_stats.parallel);
+            }
+            // without keeping the outcomes: the same states and totals
+            let mut totals = setup(&p);
+            let tot_stats = totals.replay_parallel_totals(events(&p, &raw), threads);
+            prop_assert_eq!(state_json(&seq), state_json(&totals));
+            prop_assert_eq!(&par_stats, &tot_stats);
+        }
     }
 
     #[test]
