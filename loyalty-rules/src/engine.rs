@@ -799,79 +799,89 @@ impl Engine {
         // partition changed as they were before: None if new); a panic goes
         // on as on one thread
         type Part<T> = (Vec<T>, ReplayStats, bool, Saved);
-        let results: Vec<Part<T>> = std::thread::scope(|s| {
-            let handles: Vec<_> = engines
+        // one partition's replay (on this thread when there is one)
+        let work = |p: usize, eng: &mut Engine, evs: &Vec<Event>, whos: &Vec<u32>| -> Part<T> {
+            // kept in case the replay must start over on one
+            // thread: each customer as it was before the
+            // partition first changed it (by customer index;
+            // `others` for ids the partitioning did not see)
+            let mut saved = Saved::default();
+            let mut seen = vec![false; n_ids];
+            let mut others: Ids<()> = Ids::default();
+            // by input position: filled out of order
+            let mut slots: Vec<Option<T>> = Vec::new();
+            if keep.is_some() {
+                slots.resize_with(evs.len(), || None);
+            }
+            let program = eng.program.clone();
+            let mut tally = Tally::new(&program.inner.ir);
+            let mut crossed = false;
+            let mut transfers = Vec::new();
+            // One referral group after another, each group's
+            // events in input order: groups share nothing
+            // inside a partition (as partitions share nothing),
+            // and a customer's state stays in the cache while
+            // its events run (in time order, each event would
+            // find another customer's state cold).
+            for k in group_order(whos, root_of, n_ids) {
+                let k = k as usize;
+                let (ev, i) = (&evs[k], whos[k]);
+                if !seen[i as usize] {
+                    seen[i as usize] = true;
+                    save_entry(&mut saved, &eng.customers, &ev.customer);
+                }
+                let o = eng.process_one(ev, false, &mut transfers);
+                for t in &transfers {
+                    if part(&t.to).is_none_or(|tp| tp as usize != p) {
+                        crossed = true;
+                    }
+                    let first = match index.get(&*t.to) {
+                        Some(&j) => !std::mem::replace(&mut seen[j as usize], true),
+                        None => others.insert(t.to.clone(), ()).is_none(),
+                    };
+                    if first {
+                        save_entry(&mut saved, &eng.customers, &t.to);
+                    }
+                }
+                eng.deliver(ev, &mut transfers);
+                tally.add(&o);
+                let back = match keep {
+                    Some(f) => {
+                        let (t, back) = f(o);
+                        slots[k] = Some(t);
+                        back
+                    }
+                    None => Some(o),
+                };
+                if let Some(o) = back {
+                    eng.recycle(o);
+                }
+            }
+            let outs: Vec<T> = slots.into_iter().flatten().collect();
+            (outs, tally.finish(), crossed, saved)
+        };
+        let work = &work;
+        let results: Vec<Part<T>> = if threads == 1 {
+            engines
                 .iter_mut()
                 .zip(parts.iter().zip(&part_who))
                 .enumerate()
-                .map(|(p, (eng, (evs, whos)))| {
-                    s.spawn(move || {
-                        // kept in case the replay must start over on one
-                        // thread: each customer as it was before the
-                        // partition first changed it (by customer index;
-                        // `others` for ids the partitioning did not see)
-                        let mut saved = Saved::default();
-                        let mut seen = vec![false; n_ids];
-                        let mut others: Ids<()> = Ids::default();
-                        // by input position: filled out of order
-                        let mut slots: Vec<Option<T>> = Vec::new();
-                        if keep.is_some() {
-                            slots.resize_with(evs.len(), || None);
-                        }
-                        let program = eng.program.clone();
-                        let mut tally = Tally::new(&program.inner.ir);
-                        let mut crossed = false;
-                        let mut transfers = Vec::new();
-                        // One referral group after another, each group's
-                        // events in input order: groups share nothing
-                        // inside a partition (as partitions share nothing),
-                        // and a customer's state stays in the cache while
-                        // its events run (in time order, each event would
-                        // find another customer's state cold).
-                        for k in group_order(whos, root_of, n_ids) {
-                            let k = k as usize;
-                            let (ev, i) = (&evs[k], whos[k]);
-                            if !seen[i as usize] {
-                                seen[i as usize] = true;
-                                save_entry(&mut saved, &eng.customers, &ev.customer);
-                            }
-                            let o = eng.process_one(ev, false, &mut transfers);
-                            for t in &transfers {
-                                if part(&t.to).is_none_or(|tp| tp as usize != p) {
-                                    crossed = true;
-                                }
-                                let first = match index.get(&*t.to) {
-                                    Some(&j) => !std::mem::replace(&mut seen[j as usize], true),
-                                    None => others.insert(t.to.clone(), ()).is_none(),
-                                };
-                                if first {
-                                    save_entry(&mut saved, &eng.customers, &t.to);
-                                }
-                            }
-                            eng.deliver(ev, &mut transfers);
-                            tally.add(&o);
-                            let back = match keep {
-                                Some(f) => {
-                                    let (t, back) = f(o);
-                                    slots[k] = Some(t);
-                                    back
-                                }
-                                None => Some(o),
-                            };
-                            if let Some(o) = back {
-                                eng.recycle(o);
-                            }
-                        }
-                        let outs: Vec<T> = slots.into_iter().flatten().collect();
-                        (outs, tally.finish(), crossed, saved)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .map(|(p, (eng, (evs, whos)))| work(p, eng, evs, whos))
                 .collect()
-        });
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = engines
+                    .iter_mut()
+                    .zip(parts.iter().zip(&part_who))
+                    .enumerate()
+                    .map(|(p, (eng, (evs, whos)))| s.spawn(move || work(p, eng, evs, whos)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            })
+        };
         let crossed = results.iter().any(|r| r.2);
         let ir = &self.program.inner.ir;
         let over_budget = ir.rules.iter().enumerate().any(|(ri, r)| {
