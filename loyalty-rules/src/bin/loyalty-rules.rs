@@ -291,9 +291,12 @@ fn run_replay(
         }
         let mut stats = match writer.as_mut() {
             Some(w) => {
-                let (outs, stats) = engine.replay_parallel(evs, threads);
-                for o in &outs {
-                    writeln!(w, "{}", o.to_json_string()).map_err(|e| e.to_string())?;
+                // each outcome's JSON line is made on the replay's threads
+                // (in input order), instead of keeping every outcome
+                let (lines, stats) =
+                    engine.replay_parallel_map(evs, threads, |o| o.to_json_string());
+                for l in &lines {
+                    writeln!(w, "{l}").map_err(|e| e.to_string())?;
                 }
                 stats
             }
