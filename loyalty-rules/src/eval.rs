@@ -724,14 +724,16 @@ pub(crate) fn matching<'a>(
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
     let day = event.local.day;
     let dead = ruled_out(c, &cx);
-    order.iter().enumerate().filter_map(move |(p, &ri)| {
+    #[cfg(debug_assertions)]
+    for (p, &ri) in order.iter().enumerate() {
+        if index::has(&dead, p) {
+            check_ruled_out(&c.quick[ri as usize], &cx, &ir.rules[ri as usize]);
+        }
+    }
+    index::alive(dead, order.len()).filter_map(move |p| {
+        let ri = *order.get(p)?;
         let rule = &ir.rules[ri as usize];
         let q = &c.quick[ri as usize];
-        if index::has(&dead, p) {
-            #[cfg(debug_assertions)]
-            check_ruled_out(q, &cx, rule);
-            return None;
-        }
         if day < q.from || day > q.to || q.guard.iter().any(|g| !g.holds(&cx)) {
             return None;
         }
@@ -814,7 +816,16 @@ pub(crate) fn run_with<'a>(
     } else {
         ruled_out(c, &cx)
     };
+    #[cfg(debug_assertions)]
     for (p, &ri) in order.iter().enumerate() {
+        if index::has(&dead, p) {
+            check_ruled_out(&c.quick[ri as usize], &cx, &ir.rules[ri as usize]);
+        }
+    }
+    // (the rules the index ruled out are not visited: no rule is ruled out
+    // when explaining; best groups' members are not indexed)
+    for p in index::alive(dead, order.len()) {
+        let Some(&ri) = order.get(p) else { break };
         let rule = &ir.rules[ri as usize];
         // Fast rejection of a rule that cannot fire: the full path below
         // would only add explanation notes. (An exclusive group's member
@@ -822,13 +833,6 @@ pub(crate) fn run_with<'a>(
         // whole at its first member, below.)
         // A condition the quick look found true is not tested again.
         let mut known = false;
-        // (no rule is ruled out when explaining; best groups' members are
-        // not indexed)
-        if index::has(&dead, p) {
-            #[cfg(debug_assertions)]
-            check_ruled_out(&c.quick[ri as usize], &cx, rule);
-            continue;
-        }
         if !explain && stopped_by.is_none() && !matches!(rule.group, Some((_, true))) {
             match look(&ev, rule, &c.quick[ri as usize], &mut cx, day) {
                 Look::CannotFire => continue,

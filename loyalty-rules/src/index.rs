@@ -62,6 +62,65 @@ pub(crate) fn has(m: &Mask, p: usize) -> bool {
     m.get(p / 64).is_some_and(|w| w >> (p % 64) & 1 != 0)
 }
 
+/// The positions `0..len` not in `dead`, in increasing order (positions
+/// past the mask's are all there): the rule loops visit only the rules the
+/// index did not rule out.
+#[inline]
+pub(crate) fn alive(dead: Mask, len: usize) -> Alive {
+    Alive {
+        dead,
+        len,
+        word: 0,
+        bits: !dead[0],
+    }
+}
+
+/// See [`alive`].
+pub(crate) struct Alive {
+    dead: Mask,
+    len: usize,
+    /// The word of `bits` (positions `word * 64 ..`).
+    word: usize,
+    /// The positions of `word` not yet visited and not dead.
+    bits: u64,
+}
+
+impl Iterator for Alive {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        loop {
+            if self.word >= WORDS {
+                // past the mask: every position
+                let p = self.word * 64 + self.bits as usize;
+                if p >= self.len {
+                    return None;
+                }
+                self.bits += 1;
+                return Some(p);
+            }
+            if self.bits != 0 {
+                let p = self.word * 64 + self.bits.trailing_zeros() as usize;
+                if p >= self.len {
+                    return None;
+                }
+                self.bits &= self.bits - 1;
+                return Some(p);
+            }
+            self.word += 1;
+            if self.word * 64 >= self.len {
+                return None;
+            }
+            // past the mask, `bits` counts positions from MAX_RULES
+            self.bits = match self.dead.get(self.word) {
+                Some(d) => !d,
+                None => 0,
+            };
+        }
+    }
+}
+
 /// Where a guard reads its value: an event field (`ev`) or a customer
 /// field, by slot.
 type Field = (bool, u16);
@@ -376,6 +435,23 @@ impl EventIndex {
 mod tests {
     use super::*;
     use crate::Program;
+
+    proptest::proptest! {
+        /// `alive` lists exactly the positions below `len` that `has` does
+        /// not find in the mask, in order (beyond the mask's 256: all).
+        #[test]
+        fn alive_lists_the_positions_not_ruled_out(
+            words in proptest::array::uniform4(proptest::prelude::any::<u64>()),
+            sparse in proptest::prelude::any::<bool>(),
+            len in 0usize..600,
+        ) {
+            // sparse masks too: whole words alive or dead
+            let dead: Mask = if sparse { words.map(|w| if w % 3 == 0 { 0 } else if w % 3 == 1 { !0 } else { w }) } else { words };
+            let got: Vec<usize> = alive(dead, len).collect();
+            let want: Vec<usize> = (0..len).filter(|&p| !has(&dead, p)).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 
     /// Thresholds of every side and strictness, at scales the fixed-point
     /// path takes and one it does not, on event and customer fields; tier,
