@@ -730,7 +730,7 @@ pub(crate) fn matching<'a>(
             check_ruled_out(&c.quick[ri as usize], &cx, &ir.rules[ri as usize]);
         }
     }
-    index::alive(dead, order.len()).filter_map(move |p| {
+    positions(dead, order.len()).filter_map(move |p| {
         let ri = *order.get(p)?;
         let rule = &ir.rules[ri as usize];
         let q = &c.quick[ri as usize];
@@ -824,7 +824,7 @@ pub(crate) fn run_with<'a>(
     }
     // (the rules the index ruled out are not visited: no rule is ruled out
     // when explaining; best groups' members are not indexed)
-    for p in index::alive(dead, order.len()) {
+    for p in positions(dead, order.len()) {
         let Some(&ri) = order.get(p) else { break };
         let rule = &ir.rules[ri as usize];
         // Fast rejection of a rule that cannot fire: the full path below
@@ -1096,6 +1096,20 @@ fn look<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, q: &Quick, cx: &mut Ctx<'a>, t
             Look::Maybe
         }
     }
+}
+
+/// The positions of the rules to visit: those the index did not rule out.
+#[cfg(not(target_arch = "wasm32"))]
+#[inline]
+fn positions(dead: index::Mask, len: usize) -> index::Alive {
+    index::alive(dead, len)
+}
+
+/// The WebAssembly build has no index (see `EventIndex::new`): every rule.
+#[cfg(target_arch = "wasm32")]
+#[inline]
+fn positions(_dead: index::Mask, len: usize) -> std::ops::Range<usize> {
+    0..len
 }
 
 /// The rules of `cx`'s event type that the rule index rules out for its

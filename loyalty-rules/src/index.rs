@@ -66,6 +66,7 @@ pub(crate) fn has(m: &Mask, p: usize) -> bool {
 /// past the mask's are all there): the rule loops visit only the rules the
 /// index did not rule out.
 #[inline]
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) fn alive(dead: Mask, len: usize) -> Alive {
     Alive {
         dead,
@@ -76,6 +77,7 @@ pub(crate) fn alive(dead: Mask, len: usize) -> Alive {
 }
 
 /// See [`alive`].
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub(crate) struct Alive {
     dead: Mask,
     len: usize,
