@@ -679,6 +679,15 @@ pub struct Row {
     outcome: Option<String>,
 }
 
+/// Makes the rows of a results table from outcomes (read-only, so the
+/// replay's threads share it).
+pub struct RowMaker<'a> {
+    detail: bool,
+    source: &'a crate::errors::Offsets,
+    rules: Vec<&'a str>,
+    index: HashMap<&'a str, usize>,
+}
+
 impl RowMaker<'_> {
     /// The rule of an effect. Effects normally share the program's own
     /// rule names, so a pointer comparison (for up to 32 rules) finds most
@@ -773,15 +782,6 @@ pub struct ResultsBuilder<'a> {
     errors: StringBuilder,
     rewards: StringBuilder,
     outcome: StringBuilder,
-}
-
-/// Makes the rows of a results table from outcomes (read-only, so the
-/// replay's threads share it).
-pub struct RowMaker<'a> {
-    detail: bool,
-    source: &'a crate::errors::Offsets,
-    rules: Vec<&'a str>,
-    index: HashMap<&'a str, usize>,
 }
 
 impl<'a> ResultsBuilder<'a> {

@@ -83,12 +83,12 @@ pub struct ReplayStats {
     pub parallel: bool,
 }
 
-/// Adds outcomes up into `ReplayStats`, with the points per rule kept by
-/// rule index until `finish`.
 /// What a replay keeps of each outcome: `(kept, the outcome back if it was
 /// not kept, for its vectors to be reused)`; None keeps nothing.
 type Keep<'a, T> = Option<&'a (dyn Fn(Outcome) -> (T, Option<Outcome>) + Sync)>;
 
+/// Adds outcomes up into `ReplayStats`, with the points per rule kept by
+/// rule index until `finish`.
 struct Tally<'a> {
     stats: ReplayStats,
     rules: &'a [crate::ir::RuleIr],
@@ -2258,12 +2258,11 @@ impl UnionFind {
 /// their customer (`root_of`, by customer index), in input order within a
 /// group: a stable counting sort.
 fn group_order(whos: &[u32], root_of: &[u32], n_ids: usize) -> Vec<u32> {
+    // (every customer index has a root; 0 would keep the count consistent)
+    let root = |i: u32| root_of.get(i as usize).map_or(0, |&r| r as usize);
     let mut start = vec![0u32; n_ids + 1];
     for &i in whos {
-        if let Some(c) = root_of
-            .get(i as usize)
-            .and_then(|&r| start.get_mut(r as usize + 1))
-        {
+        if let Some(c) = start.get_mut(root(i) + 1) {
             *c += 1;
         }
     }
@@ -2272,8 +2271,7 @@ fn group_order(whos: &[u32], root_of: &[u32], n_ids: usize) -> Vec<u32> {
     }
     let mut order = vec![0u32; whos.len()];
     for (k, &i) in whos.iter().enumerate() {
-        let r = root_of.get(i as usize).map_or(0, |&r| r as usize);
-        if let Some(at) = start.get_mut(r) {
+        if let Some(at) = start.get_mut(root(i)) {
             if let Some(slot) = order.get_mut(*at as usize) {
                 *slot = k as u32;
             }

@@ -615,12 +615,7 @@ fn round_to(d: Decimal, places: u32, mode: RoundingMode) -> Decimal {
     let (m, scale) = (d.mantissa(), d.scale());
     if scale <= places {
         // nothing to round: only the scale changes
-        let mut r = d;
-        r.rescale(places);
-        if r.is_zero() {
-            r.set_sign_positive(true);
-        }
-        return r;
+        return at_places(d, places);
     }
     if scale - places <= 18 {
         // on the integer mantissa (a decimal's is below 2^96, so none of
@@ -633,14 +628,14 @@ fn round_to(d: Decimal, places: u32, mode: RoundingMode) -> Decimal {
             Ok(a) => (u128::from(a / p), u128::from(a % p)),
             Err(_) => (a / u128::from(p), a % u128::from(p)),
         };
-        let (p, half) = (u128::from(p), u128::from(p / 2));
+        // (p is a power of ten of at least 10: its half is exact)
+        let half = u128::from(p / 2);
         let up = match mode {
             RoundingMode::Down => false,
             RoundingMode::Up => rem != 0,
             RoundingMode::HalfUp => rem >= half,
             RoundingMode::HalfEven => rem > half || (rem == half && q % 2 == 1),
         };
-        debug_assert!(p % 2 == 0);
         let mag = (q + u128::from(up)) as i128;
         if let Ok(r) = Decimal::try_from_i128_with_scale(if m < 0 { -mag } else { mag }, places) {
             return if r.is_zero() {
@@ -660,7 +655,11 @@ fn round_slow(d: Decimal, places: u32, mode: RoundingMode) -> Decimal {
         RoundingMode::HalfEven => RoundingStrategy::MidpointNearestEven,
         RoundingMode::HalfUp => RoundingStrategy::MidpointAwayFromZero,
     };
-    let mut r = d.round_dp_with_strategy(places, s);
+    at_places(d.round_dp_with_strategy(places, s), places)
+}
+
+/// `r` at exactly `places` decimals, and a zero without a sign.
+fn at_places(mut r: Decimal, places: u32) -> Decimal {
     r.rescale(places);
     if r.is_zero() {
         r.set_sign_positive(true);
@@ -893,7 +892,15 @@ pub(crate) fn run_with<'a>(
                     let mut defs = Vec::new();
                     cx.cap_used.clone_from(&saved_caps);
                     if let Fire::Yes = try_rule(
-                        &ev, m, &mut cx, &mut effs, &mut defs, &mut out, explain, false, c,
+                        &ev,
+                        (mi as usize, m),
+                        &mut cx,
+                        &mut effs,
+                        &mut defs,
+                        &mut out,
+                        explain,
+                        false,
+                        c,
                     ) {
                         let pts = own_points(&effs, event);
                         fired.push((mi, pts, effs, defs, cx.cap_used.clone()));
@@ -939,7 +946,7 @@ pub(crate) fn run_with<'a>(
         let mut effs = std::mem::take(&mut out.effects);
         let fired = try_rule(
             &ev,
-            rule,
+            (ri as usize, rule),
             &mut cx,
             &mut effs,
             &mut deferred,
@@ -1417,7 +1424,7 @@ fn limit_reached(ir: &ProgramIr, rule: &RuleIr, cx: &Ctx<'_>) -> Option<String> 
 /// caps still allow.
 fn cap_award(
     ev: &Evaluator<'_>,
-    rule: &RuleIr,
+    (ri, rule): (usize, &RuleIr),
     cx: &mut Ctx<'_>,
     kind: u16,
     pts: Decimal,
@@ -1432,48 +1439,41 @@ fn cap_award(
     let today = cx.event.local.date;
     let mut allowed = pts;
     let mut by: Option<Arc<str>> = None;
-    // the rule's index, from its address in the program's rules
-    let ri = (rule as *const RuleIr as usize)
-        .checked_sub(ir.rules.as_ptr() as usize)
-        .map(|off| off / std::mem::size_of::<RuleIr>())
-        .filter(|&i| ir.rules.get(i).is_some_and(|r| std::ptr::eq(r, rule)));
-    if let Some(ri) = ri {
-        for (li, l) in rule.limits.iter().enumerate() {
-            let LimitIr::Points {
-                points,
-                kind: k,
-                period,
-                text,
-            } = l
-            else {
-                continue;
-            };
-            if *k != kind || li >= 8 {
-                continue;
-            }
-            let before = st
-                .customer
-                .counters
-                .get(ri)
-                .and_then(|c| c.limits.get(li))
-                .filter(|pc| match period {
-                    Some(p) => pc.period == Some(history::period_start(today, *p)),
-                    None => true,
-                })
-                .map_or(Decimal::ZERO, |pc| pc.points);
-            let remaining = (*points - before - cx.rule_used[li]).max(Decimal::ZERO);
-            if allowed > remaining {
-                allowed = remaining;
-                by = Some(text.clone());
-            }
+    for (li, l) in rule.limits.iter().enumerate() {
+        let LimitIr::Points {
+            points,
+            kind: k,
+            period,
+            text,
+        } = l
+        else {
+            continue;
+        };
+        if *k != kind || li >= 8 {
+            continue;
         }
-        if let (Some((amount, false)), 0) = (rule.budget, kind) {
-            let before = st.budgets.get(ri).map_or(Decimal::ZERO, |u| u.points);
-            let remaining = (amount - before - cx.rule_used[8]).max(Decimal::ZERO);
-            if allowed > remaining {
-                allowed = remaining;
-                by = Some(Arc::from(format!("budget {amount} points").as_str()));
-            }
+        let before = st
+            .customer
+            .counters
+            .get(ri)
+            .and_then(|c| c.limits.get(li))
+            .filter(|pc| match period {
+                Some(p) => pc.period == Some(history::period_start(today, *p)),
+                None => true,
+            })
+            .map_or(Decimal::ZERO, |pc| pc.points);
+        let remaining = (*points - before - cx.rule_used[li]).max(Decimal::ZERO);
+        if allowed > remaining {
+            allowed = remaining;
+            by = Some(text.clone());
+        }
+    }
+    if let (Some((amount, false)), 0) = (rule.budget, kind) {
+        let before = st.budgets.get(ri).map_or(Decimal::ZERO, |u| u.points);
+        let remaining = (amount - before - cx.rule_used[8]).max(Decimal::ZERO);
+        if allowed > remaining {
+            allowed = remaining;
+            by = Some(Arc::from(format!("budget {amount} points").as_str()));
         }
     }
     let (allowed, prog) = cap_program(ir, cx, kind, allowed);
@@ -1501,7 +1501,7 @@ fn cap_award(
 #[allow(clippy::too_many_arguments)]
 fn try_rule<'a>(
     ev: &Evaluator<'a>,
-    rule: &'a RuleIr,
+    (ri, rule): (usize, &'a RuleIr),
     cx: &mut Ctx<'a>,
     effs: &mut Vec<Effect>,
     deferred: &mut Vec<Deferred<'a>>,
@@ -1518,7 +1518,7 @@ fn try_rule<'a>(
     cx.rule_used = [Decimal::ZERO; 9];
     let mut skipped: Vec<String> = Vec::new();
     for e in &rule.effects {
-        match effect(ev, rule, e, cx, effs, deferred, &mut skipped) {
+        match effect(ev, (ri, rule), e, cx, effs, deferred, &mut skipped) {
             Ok(()) => {}
             Err(err) => {
                 effs.truncate(start);
@@ -1565,9 +1565,10 @@ fn target<'a>(
     }
 }
 
+/// One effect of `rule` (given with its index in the program's rules).
 fn effect<'a>(
     ev: &Evaluator<'a>,
-    rule: &'a RuleIr,
+    (ri, rule): (usize, &'a RuleIr),
     e: &'a EffectIr,
     cx: &mut Ctx<'a>,
     effs: &mut Vec<Effect>,
@@ -1651,7 +1652,7 @@ fn effect<'a>(
                 let mut capped = None;
                 if pts.is_sign_positive() && !pts.is_zero() && Arc::ptr_eq(&who, &cx.event.customer)
                 {
-                    let (allowed, c) = cap_award(ev, rule, cx, *kind, pts);
+                    let (allowed, c) = cap_award(ev, (ri, rule), cx, *kind, pts);
                     pts = allowed;
                     capped = c;
                 }

@@ -81,9 +81,10 @@ pub(crate) fn alive(dead: Mask, len: usize) -> Alive {
 pub(crate) struct Alive {
     dead: Mask,
     len: usize,
-    /// The word of `bits` (positions `word * 64 ..`).
+    /// The word of `bits` (positions `word * 64 ..`; past the mask's words
+    /// too).
     word: usize,
-    /// The positions of `word` not yet visited and not dead.
+    /// The positions of `word` not yet visited and not ruled out.
     bits: u64,
 }
 
@@ -92,34 +93,20 @@ impl Iterator for Alive {
 
     #[inline]
     fn next(&mut self) -> Option<usize> {
-        loop {
-            if self.word >= WORDS {
-                // past the mask: every position
-                let p = self.word * 64 + self.bits as usize;
-                if p >= self.len {
-                    return None;
-                }
-                self.bits += 1;
-                return Some(p);
-            }
-            if self.bits != 0 {
-                let p = self.word * 64 + self.bits.trailing_zeros() as usize;
-                if p >= self.len {
-                    return None;
-                }
-                self.bits &= self.bits - 1;
-                return Some(p);
-            }
+        while self.bits == 0 {
             self.word += 1;
             if self.word * 64 >= self.len {
                 return None;
             }
-            // past the mask, `bits` counts positions from MAX_RULES
-            self.bits = match self.dead.get(self.word) {
-                Some(d) => !d,
-                None => 0,
-            };
+            // past the mask, nothing is ruled out
+            self.bits = !self.dead.get(self.word).copied().unwrap_or(0);
         }
+        let p = self.word * 64 + self.bits.trailing_zeros() as usize;
+        if p >= self.len {
+            return None;
+        }
+        self.bits &= self.bits - 1;
+        Some(p)
     }
 }
 
