@@ -188,6 +188,13 @@ proptest! {
             let tot_stats = totals.replay_parallel_totals(events(&p, &raw), threads);
             prop_assert_eq!(state_json(&seq), state_json(&totals));
             prop_assert_eq!(&par_stats, &tot_stats);
+            // keeping a function of each outcome: its results in input order
+            let mut mapped = setup(&p);
+            let (lines, map_stats) =
+                mapped.replay_parallel_map(events(&p, &raw), threads, |o| o.to_json_string());
+            prop_assert_eq!(&seq_out, &lines);
+            prop_assert_eq!(state_json(&seq), state_json(&mapped));
+            prop_assert_eq!(&par_stats, &map_stats);
         }
     }
 
