@@ -712,41 +712,106 @@ struct Deferred<'p> {
 }
 
 /// The rules whose dates and condition hold (see `Program::matching_rules`).
+#[inline]
 pub(crate) fn matching<'a>(
     c: &'a Compiled,
     event: &'a Event,
     customer: &'a Customer,
-) -> impl Iterator<Item = &'a str> + 'a {
-    let ir = &c.ir;
-    let ev = Evaluator { ir };
-    let mut cx = Ctx::new(event, customer, None, 0);
+) -> Matching<'a> {
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
-    let day = event.local.day;
-    let dead = ruled_out(c, &cx);
+    let dead = ruled_out(c, event, customer);
     #[cfg(debug_assertions)]
-    for (p, &ri) in order.iter().enumerate() {
-        if index::has(&dead, p) {
-            check_ruled_out(&c.quick[ri as usize], &cx, &ir.rules[ri as usize]);
+    {
+        let cx = Ctx::new(event, customer, None, 0);
+        for (p, &ri) in order.iter().enumerate() {
+            if index::has(&dead, p) {
+                check_ruled_out(&c.quick[ri as usize], &cx, &c.ir.rules[ri as usize]);
+            }
         }
     }
-    positions(dead, order.len()).filter_map(move |p| {
-        let ri = *order.get(p)?;
-        let rule = &ir.rules[ri as usize];
-        let q = &c.quick[ri as usize];
-        if day < q.from || day > q.to || q.guard.iter().any(|g| !g.holds(&cx)) {
-            return None;
-        }
-        #[cfg(debug_assertions)]
-        if q.decides {
-            check_quick(&ev, rule, &mut cx, true);
-        }
-        let holds = q.decides
-            || match &rule.pred {
-                None => true,
-                Some(p) => matches!(p.test_after(q.tested, &ev, &mut cx), Ok(true)),
+    Matching {
+        c,
+        event,
+        customer,
+        order,
+        left: positions(dead, order.len()),
+        fuel: FUEL,
+    }
+}
+
+/// The iterator of [`matching`]. It is small (no evaluation context): a
+/// context is made only for a rule whose guard cannot answer alone, so
+/// that asking whether a simple condition holds costs little more than the
+/// test itself.
+pub(crate) struct Matching<'a> {
+    c: &'a Compiled,
+    event: &'a Event,
+    customer: &'a Customer,
+    order: &'a [u32],
+    /// The positions in `order` not yet visited that the index did not
+    /// rule out.
+    left: Positions,
+    /// Evaluation work left, shared by all the rules (as in one evaluation).
+    fuel: u32,
+}
+
+impl<'a> Iterator for Matching<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let ir = &self.c.ir;
+        let day = self.event.local.day;
+        'rules: while let Some(p) = self.left.next() {
+            let Some(&ri) = self.order.get(p) else {
+                continue;
             };
-        holds.then_some(&*rule.name)
-    })
+            let q = &self.c.quick[ri as usize];
+            if day < q.from || day > q.to {
+                continue;
+            }
+            let mut needs_cx = !q.decides;
+            for g in &q.guard {
+                match g.holds_on(self.event, self.customer) {
+                    Some(true) => {}
+                    Some(false) => continue 'rules,
+                    None => {
+                        needs_cx = true;
+                        break;
+                    }
+                }
+            }
+            let rule = &ir.rules[ri as usize];
+            #[cfg(debug_assertions)]
+            if !needs_cx {
+                let mut cx = Ctx::new(self.event, self.customer, None, 0);
+                check_quick(&Evaluator { ir }, rule, &mut cx, true);
+            }
+            if !needs_cx || self.holds_in_full(q, rule) {
+                return Some(&*rule.name);
+            }
+        }
+        None
+    }
+}
+
+impl<'a> Matching<'a> {
+    /// Whether `rule`'s guard and condition hold, tested with an evaluation
+    /// context (the guard again: the tests it could answer alone hold).
+    #[inline(never)]
+    fn holds_in_full(&mut self, q: &'a Quick, rule: &'a RuleIr) -> bool {
+        let ev = Evaluator { ir: &self.c.ir };
+        let mut cx = Ctx::new(self.event, self.customer, None, 0);
+        cx.fuel = self.fuel;
+        let holds = q.guard.iter().all(|g| g.holds(&cx))
+            && (q.decides
+                || match &rule.pred {
+                    None => true,
+                    Some(p) => matches!(p.test_after(q.tested, &ev, &mut cx), Ok(true)),
+                });
+        self.fuel = cx.fuel;
+        holds
+    }
 }
 
 /// Evaluate every rule for `event`'s type against `customer`.
@@ -813,7 +878,7 @@ pub(crate) fn run_with<'a>(
     let dead = if explain {
         index::NONE
     } else {
-        ruled_out(c, &cx)
+        ruled_out(c, event, customer)
     };
     #[cfg(debug_assertions)]
     for (p, &ri) in order.iter().enumerate() {
@@ -1108,27 +1173,33 @@ fn look<'a>(ev: &Evaluator<'a>, rule: &'a RuleIr, q: &Quick, cx: &mut Ctx<'a>, t
 /// The positions of the rules to visit: those the index did not rule out.
 #[cfg(not(target_arch = "wasm32"))]
 #[inline]
-fn positions(dead: index::Mask, len: usize) -> index::Alive {
+fn positions(dead: index::Mask, len: usize) -> Positions {
     index::alive(dead, len)
 }
+
+/// The rule positions a rule loop visits.
+#[cfg(not(target_arch = "wasm32"))]
+type Positions = index::Alive;
+#[cfg(target_arch = "wasm32")]
+type Positions = std::ops::Range<usize>;
 
 /// The WebAssembly build has no index (see `EventIndex::new`): every rule.
 #[cfg(target_arch = "wasm32")]
 #[inline]
-fn positions(_dead: index::Mask, len: usize) -> std::ops::Range<usize> {
+fn positions(_dead: index::Mask, len: usize) -> Positions {
     0..len
 }
 
 /// The rules of `cx`'s event type that the rule index rules out for its
 /// event and customer (by position in `by_event`).
 #[inline]
-fn ruled_out(c: &Compiled, cx: &Ctx<'_>) -> index::Mask {
+fn ruled_out(c: &Compiled, event: &Event, customer: &Customer) -> index::Mask {
     if cfg!(target_arch = "wasm32") {
         // (no index: see `EventIndex::new`)
         return index::NONE;
     }
-    match c.index.get(cx.event.ty as usize) {
-        Some(Some(x)) => x.dead(cx),
+    match c.index.get(event.ty as usize) {
+        Some(Some(x)) => x.dead(event, customer),
         _ => index::NONE,
     }
 }

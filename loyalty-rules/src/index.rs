@@ -24,7 +24,7 @@ use rust_decimal::Decimal;
 
 use crate::ast::CmpOp;
 use crate::compile::Quick;
-use crate::eval::Ctx;
+use crate::input::{Customer, Event};
 use crate::ir::RuleIr;
 use crate::pred::{dec_cmp, Guard};
 use crate::schema::Value;
@@ -56,8 +56,10 @@ fn insert(m: &mut Mask, p: usize) {
     }
 }
 
-/// Whether rule position `p` is in `m`.
+/// Whether rule position `p` is in `m` (the debug builds' soundness check
+/// and the tests).
 #[inline(always)]
+#[cfg(any(debug_assertions, test))]
 pub(crate) fn has(m: &Mask, p: usize) -> bool {
     m.get(p / 64).is_some_and(|w| w >> (p % 64) & 1 != 0)
 }
@@ -114,6 +116,9 @@ impl Iterator for Alive {
 /// field, by slot.
 type Field = (bool, u16);
 
+/// What the guards read: the event and the customer.
+type Of<'a> = (&'a Event, &'a Customer);
+
 /// The value kept for `f` in `v`, added as the default if there is none.
 fn entry<T: Default>(v: &mut Vec<(Field, T)>, f: Field) -> &mut T {
     let i = match v.iter().position(|e| e.0 == f) {
@@ -126,12 +131,8 @@ fn entry<T: Default>(v: &mut Vec<(Field, T)>, f: Field) -> &mut T {
     &mut v[i].1
 }
 
-fn value<'a>(cx: &Ctx<'a>, (ev, at): Field) -> Option<&'a Value> {
-    let fields = if ev {
-        &cx.event.fields
-    } else {
-        &cx.customer.fields
-    };
+fn value<'a>(of: Of<'a>, (ev, at): Field) -> Option<&'a Value> {
+    let fields = if ev { &of.0.fields } else { &of.1.fields };
     fields.get(at as usize)
 }
 
@@ -229,8 +230,8 @@ struct NumIndex {
 }
 
 impl NumIndex {
-    fn dead(&self, cx: &Ctx<'_>, out: &mut Mask) {
-        let Some(Value::Num(x)) = value(cx, self.field) else {
+    fn dead(&self, of: Of<'_>, out: &mut Mask) {
+        let Some(Value::Num(x)) = value(of, self.field) else {
             or(out, &self.all);
             return;
         };
@@ -385,9 +386,10 @@ impl EventIndex {
         Some(x)
     }
 
-    /// The rules whose guards `cx`'s event and customer fail (a subset of
+    /// The rules whose guards `event` and `customer` fail (a subset of
     /// them: see the module's documentation).
-    pub fn dead(&self, cx: &Ctx<'_>) -> Mask {
+    pub fn dead(&self, event: &Event, customer: &Customer) -> Mask {
+        let cx: Of<'_> = (event, customer);
         let mut out = NONE;
         for n in &self.nums {
             n.dead(cx, &mut out);
@@ -403,7 +405,7 @@ impl EventIndex {
             }
         }
         if let Some(w) = &self.weekday {
-            if let Some(m) = w.get(cx.event.local.weekday as usize) {
+            if let Some(m) = w.get(event.local.weekday as usize) {
                 or(&mut out, m);
             }
         }
@@ -533,8 +535,8 @@ rule "best b" on purchase in best group "g" if purchase.amount > $2000 award 2 p
             let event = program.event_from_json(&ev).unwrap();
             for cu in customers {
                 let customer = program.customer_from_json(cu).unwrap();
-                let cx = Ctx::new(&event, &customer, None, 0);
-                let dead = x.dead(&cx);
+                let cx = crate::eval::Ctx::new(&event, &customer, None, 0);
+                let dead = x.dead(&event, &customer);
                 for (p, &ri) in order.iter().enumerate() {
                     let (q, r) = (&c.quick[ri as usize], &c.ir.rules[ri as usize]);
                     let fails = q.guard.iter().any(|g| !g.holds(&cx));

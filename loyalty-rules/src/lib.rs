@@ -151,6 +151,7 @@ impl Program {
     /// Nothing else is computed (no effects, groups, limits or outcome; use
     /// [`evaluate`](Self::evaluate) for those) and nothing is allocated. A
     /// rule whose condition fails with an error does not match.
+    #[inline]
     pub fn matching_rules<'a>(
         &'a self,
         event: &'a Event,

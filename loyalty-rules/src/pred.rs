@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 
 use crate::ast::{Agg, CmpOp, Quant, TextOp};
 use crate::eval::{cmp_v, text_test, view, Ctx, EvalError, Evaluator, V};
+use crate::input::{Customer, Event};
 use crate::ir::{Node, NodeKind};
 use crate::schema::{Calendar, Ty, Value};
 
@@ -614,43 +615,49 @@ impl Guard {
     // forced inline on native targets only: the WASM build is for size
     #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     pub fn holds(&self, cx: &Ctx<'_>) -> bool {
-        #[inline(always)]
-        fn field<'a>(cx: &Ctx<'a>, ev: bool, at: u16) -> Option<&'a Value> {
-            let fields = if ev {
-                &cx.event.fields
-            } else {
-                &cx.customer.fields
-            };
-            fields.get(at as usize)
-        }
         match self {
+            Guard::Leaf(p) => p.leaf(cx).unwrap_or(true),
+            g => g.holds_on(cx.event, cx.customer).unwrap_or(true),
+        }
+    }
+
+    /// [`holds`](Self::holds) for the tests that read only the event's and
+    /// the customer's fields (all but `Leaf`, which answers `None`): no
+    /// evaluation context needed.
+    #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
+    pub fn holds_on(&self, event: &Event, customer: &Customer) -> Option<bool> {
+        let field = |ev: bool, at: u16| -> Option<&Value> {
+            let fields = if ev { &event.fields } else { &customer.fields };
+            fields.get(at as usize)
+        };
+        Some(match self {
             Guard::Num {
                 ev,
                 at,
                 op,
                 k,
                 k_at,
-            } => match field(cx, *ev, *at) {
+            } => match field(*ev, *at) {
                 Some(Value::Num(x)) => holds(*op, cmp_scaled(x, k, k_at)),
                 _ => false,
             },
-            Guard::Tiers { ev, at, mask, neg } => match field(cx, *ev, *at) {
+            Guard::Tiers { ev, at, mask, neg } => match field(*ev, *at) {
                 Some(Value::Tier(t)) => (*t < 64 && mask & (1 << t) != 0) != *neg,
                 _ => false,
             },
-            Guard::TextEq { ev, at, k, ne } => match field(cx, *ev, *at) {
+            Guard::TextEq { ev, at, k, ne } => match field(*ev, *at) {
                 Some(Value::Text(x)) => (**x == **k) != *ne,
                 _ => false,
             },
             Guard::IsSet { ev, at, neg } => {
-                !matches!(field(cx, *ev, *at), None | Some(Value::Null)) != *neg
+                !matches!(field(*ev, *at), None | Some(Value::Null)) != *neg
             }
-            Guard::Weekday(mask) => mask & (1 << cx.event.local.weekday) != 0,
+            Guard::Weekday(mask) => mask & (1 << event.local.weekday) != 0,
             Guard::Items { ev, at } => {
-                matches!(field(cx, *ev, *at), Some(Value::List(l)) if !l.is_empty())
+                matches!(field(*ev, *at), Some(Value::List(l)) if !l.is_empty())
             }
-            Guard::Leaf(p) => p.leaf(cx).unwrap_or(true),
-        }
+            Guard::Leaf(_) => return None,
+        })
     }
 }
 
