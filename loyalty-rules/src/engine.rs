@@ -1578,8 +1578,16 @@ fn refresh_view(program: &Program, e: &mut Entry) {
         }
     }
     if e.view.fields.len() > 4 {
-        e.view.fields[3] = Value::Num(e.state.balances.available);
-        e.view.fields[4] = Value::Num(e.state.balances.pending);
+        // in place: assigning a whole `Value` runs the old one's drop
+        for (i, d) in [
+            (3, e.state.balances.available),
+            (4, e.state.balances.pending),
+        ] {
+            match &mut e.view.fields[i] {
+                Value::Num(x) => *x = d,
+                v => *v = Value::Num(d),
+            }
+        }
     }
 }
 
