@@ -156,16 +156,7 @@ static PEST_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `of`) within one rule. Rejecting deep input before pest sees it keeps the
 /// recursive-descent parser (and everything after it) off the end of the stack.
 fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
-    /// `ident_char`, by byte.
-    const IDENT_CHAR: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut c = 0;
-        while c < 256 {
-            t[c] = (c as u8).is_ascii_alphanumeric() || c as u8 == b'_';
-            c += 1;
-        }
-        t
-    };
+    use fastparse::IDENT_CHAR;
     let bytes = source.as_bytes();
     let mut i = 0;
     let mut brackets = 0usize;
