@@ -1025,7 +1025,7 @@ impl Checker<'_, '_> {
                 Some("put the multiplier in a rule of its own".into()),
             );
         }
-        self.contradictions(conds.as_slice());
+        self.contradictions(conds.as_ref());
         let cond = conds;
         Some(RuleIr {
             name: Arc::from(name),
@@ -2352,23 +2352,21 @@ impl Checker<'_, '_> {
     /// Cheap contradiction detection over the top-level conjuncts of a rule:
     /// the same value bounded by constants into an empty range, or equal to
     /// two different constants.
-    fn contradictions(&mut self, conds: &[Node]) {
-        let mut flat: Vec<&Node> = Vec::new();
-        let mut stack: Vec<&Node> = conds.iter().rev().collect();
-        while let Some(n) = stack.pop() {
-            match &n.kind {
-                NodeKind::And(a, b) => {
-                    stack.push(b);
-                    stack.push(a);
-                }
-                _ => flat.push(n),
-            }
-        }
+    fn contradictions(&mut self, conds: Option<&Node>) {
         // key -> (lower bound, upper bound, equals), each with the span that set it
         type Bound = Option<(Value, bool, Span)>;
         type Fact = (Subject, Bound, Bound, Option<(Value, Span)>);
         let mut facts: Vec<Fact> = Vec::new();
-        for n in flat {
+        // The `and` operands from the left, down the left spine with the
+        // right operands kept for later: a condition without `and` needs
+        // no stack.
+        let mut stack: Vec<&Node> = Vec::new();
+        let mut next = conds;
+        while let Some(mut n) = next.take().or_else(|| stack.pop()) {
+            while let NodeKind::And(a, b) = &n.kind {
+                stack.push(b);
+                n = a;
+            }
             let (op, subj, val) = match &n.kind {
                 NodeKind::Cmp(op, a, b) => match (&a.kind, &b.kind) {
                     (_, NodeKind::Const(v)) if is_subject(a) => (*op, a, v.clone()),

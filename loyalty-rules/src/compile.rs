@@ -74,7 +74,13 @@ impl Compiled {
         for r in &mut ir.rules {
             r.pred = r.cond.as_ref().map(crate::pred::Pred::build);
         }
-        let mut by_event: Vec<Vec<u32>> = vec![Vec::new(); ir.events.len()];
+        // Each list at its final length: no growing, and no shrinking in
+        // `into_boxed_slice` below.
+        let mut sizes = vec![0usize; ir.events.len()];
+        for r in &ir.rules {
+            sizes[r.event as usize] += 1;
+        }
+        let mut by_event: Vec<Vec<u32>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
         for (i, r) in ir.rules.iter().enumerate() {
             by_event[r.event as usize].push(i as u32);
         }

@@ -332,20 +332,15 @@ impl Pred {
             Pred::All(ps) => &ps[..],
             p => std::slice::from_ref(p),
         };
-        let mut guard = Vec::new();
-        for p in parts.iter().take(4) {
-            if p.is_leaf() {
-                guard.push(Guard::of(p));
-            } else {
-                // a basket test that is false for an empty list still
-                // rules the rule out cheaply when the list is empty
-                let tested = guard.len();
-                guard.extend(p.needs_items());
-                return (guard.into_boxed_slice(), false, tested);
-            }
-        }
-        let (whole, tested) = (guard.len() == parts.len(), guard.len());
-        (guard.into_boxed_slice(), whole, tested)
+        let tested = parts.iter().take(4).take_while(|p| p.is_leaf()).count();
+        // The first operand that is not direct, if it is among the first four.
+        let stop = parts.get(tested).filter(|_| tested < 4);
+        // a basket test that is false for an empty list still rules the
+        // rule out cheaply when the list is empty
+        let items = stop.and_then(Pred::needs_items);
+        // Collected at its exact length: no growing, no shrinking.
+        let guard = parts[..tested].iter().map(Guard::of).chain(items).collect();
+        (guard, stop.is_none() && tested == parts.len(), tested)
     }
 
     /// [`test`](Self::test) when the first `skip` operands of an `and` are
