@@ -997,7 +997,7 @@ impl<'s> P<'s> {
                 return Some(c);
             }
         }
-        self.effect().map(Clause::Effect)
+        self.effect().map(|e| Clause::Effect(Box::new(e)))
     }
 
     fn on_clause(&mut self) -> Option<Clause> {
@@ -1195,14 +1195,14 @@ impl<'s> P<'s> {
                 None => Trigger::Expr(p.expr()?.0),
             };
             p.kws(&["then"])?;
-            let mut clauses = vec![Clause::Effect(p.effect()?)];
+            let mut clauses = vec![Clause::Effect(Box::new(p.effect()?))];
             loop {
                 let s = p.save();
                 if !(p.kw("and") || p.eat(b',')) {
                     break;
                 }
                 match p.effect() {
-                    Some(e) => clauses.push(Clause::Effect(e)),
+                    Some(e) => clauses.push(Clause::Effect(Box::new(e))),
                     None => {
                         p.restore(s);
                         break;

@@ -863,7 +863,7 @@ impl Builder<'_, '_> {
                 self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?,
                 span,
             ),
-            _ => Clause::Effect(self.effect(kind, inner, span)?),
+            _ => Clause::Effect(Box::new(self.effect(kind, inner, span)?)),
         })
     }
 
