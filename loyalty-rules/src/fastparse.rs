@@ -303,6 +303,8 @@ impl<'s> P<'s> {
     }
 
     /// The keyword `lit` (case-insensitive, not followed by an ident char).
+    /// Inlined: most calls are a length test that fails.
+    #[inline]
     fn kw(&mut self, lit: &str) -> bool {
         let n = self.word_len();
         if n == lit.len() && same(self.lower_word(), lit.as_bytes()) {
@@ -314,12 +316,14 @@ impl<'s> P<'s> {
     }
 
     /// Whether the word at `pos` is one of `alts`, without consuming it.
+    #[inline]
     fn at_kw(&self, alts: &[&str]) -> bool {
         let n = self.word_len();
         let w = self.lower_word();
         n > 0 && alts.iter().any(|a| same(w, a.as_bytes()))
     }
 
+    #[inline]
     fn kw_any(&mut self, alts: &[&str]) -> bool {
         if self.at_kw(alts) {
             let n = self.word_len();
@@ -1489,11 +1493,14 @@ impl<'s> P<'s> {
     }
 
     /// `next ~ (op ~ next)*`, folded to the left as the builder folds it.
+    /// Generic rather than over function pointers: each precedence level
+    /// gets its own copy, with direct (inlinable) calls to the level below.
+    #[inline]
     fn fold_left<O>(
         &mut self,
-        op: fn(&mut Self) -> Option<O>,
-        next: fn(&mut Self) -> Option<E>,
-        make: fn(O, Box<Expr>, Box<Expr>) -> ExprKind,
+        op: impl Fn(&mut Self) -> Option<O>,
+        next: impl Fn(&mut Self) -> Option<E>,
+        make: impl Fn(O, Box<Expr>, Box<Expr>) -> ExprKind,
     ) -> Option<E> {
         let (mut acc, mut d) = next(self)?;
         loop {
