@@ -1001,7 +1001,7 @@ impl<'s> P<'s> {
                 return Some(c);
             }
         }
-        self.effect().map(|e| Clause::Effect(Box::new(e)))
+        self.effect().map(Clause::Effect)
     }
 
     fn on_clause(&mut self) -> Option<Clause> {
@@ -1199,14 +1199,14 @@ impl<'s> P<'s> {
                 None => Trigger::Expr(p.expr()?.0),
             };
             p.kws(&["then"])?;
-            let mut clauses = vec![Clause::Effect(Box::new(p.effect()?))];
+            let mut clauses = vec![Clause::Effect(p.effect()?)];
             loop {
                 let s = p.save();
                 if !(p.kw("and") || p.eat(b',')) {
                     break;
                 }
                 match p.effect() {
-                    Some(e) => clauses.push(Clause::Effect(Box::new(e))),
+                    Some(e) => clauses.push(Clause::Effect(e)),
                     None => {
                         p.restore(s);
                         break;
@@ -1251,8 +1251,9 @@ impl<'s> P<'s> {
 
     // ------------------------------------------------------------ effects
 
-    /// `effect`, alternatives in the grammar's order.
-    fn effect(&mut self) -> Option<Effect> {
+    /// `effect`, alternatives in the grammar's order (boxed here, where it
+    /// is made, as `Clause::Effect` keeps it: one copy fewer).
+    fn effect(&mut self) -> Option<Box<Effect>> {
         let n = self.word_len();
         if n == 0 {
             return None;
@@ -1289,10 +1290,10 @@ impl<'s> P<'s> {
             b'r' => self.redeem(),
             _ => None,
         }?;
-        Some(Effect {
+        Some(Box::new(Effect {
             kind,
             span: self.span_from(start),
-        })
+        }))
     }
 
     /// `target = kw_to ~ postfix`
