@@ -1226,9 +1226,9 @@ impl Checker<'_, '_> {
                 let a = self.cond(a);
                 let b = self.cond(b);
                 let kind = if matches!(e.kind, ExprKind::And(..)) {
-                    NodeKind::And(Box::new(a), Box::new(b))
+                    NodeKind::And(Box::new([a, b]))
                 } else {
-                    NodeKind::Or(Box::new(a), Box::new(b))
+                    NodeKind::Or(Box::new([a, b]))
                 };
                 k(kind, Ty::Bool)
             }
@@ -1534,7 +1534,7 @@ impl Checker<'_, '_> {
             return err_node(span);
         }
         Node::new(
-            NodeKind::Cmp(op, Box::new(a.node), Box::new(b.node)),
+            NodeKind::Cmp(op, Box::new([a.node, b.node])),
             Ty::Bool,
             span,
         )
@@ -2363,15 +2363,17 @@ impl Checker<'_, '_> {
         let mut stack: Vec<&Node> = Vec::new();
         let mut next = conds;
         while let Some(mut n) = next.take().or_else(|| stack.pop()) {
-            while let NodeKind::And(a, b) = &n.kind {
-                stack.push(b);
-                n = a;
+            while let NodeKind::And(ab) = &n.kind {
+                stack.push(&ab[1]);
+                n = &ab[0];
             }
             let (op, subj, val) = match &n.kind {
-                NodeKind::Cmp(op, a, b) => match (&a.kind, &b.kind) {
-                    (_, NodeKind::Const(v)) if is_subject(a) => (*op, a, v.clone()),
-                    (NodeKind::Const(v), _) if is_subject(b) => (flip(*op), b, v.clone()),
-                    _ => continue,
+                NodeKind::Cmp(op, ab) => match &**ab {
+                    [a, b] => match (&a.kind, &b.kind) {
+                        (_, NodeKind::Const(v)) if is_subject(a) => (*op, a, v.clone()),
+                        (NodeKind::Const(v), _) if is_subject(b) => (flip(*op), b, v.clone()),
+                        _ => continue,
+                    },
                 },
                 _ => continue,
             };
@@ -2490,7 +2492,7 @@ fn and_into(acc: &mut Option<Node>, n: Node) {
         None => n,
         Some(a) => {
             let span = a.span.to(n.span);
-            Node::new(NodeKind::And(Box::new(a), Box::new(n)), Ty::Bool, span)
+            Node::new(NodeKind::And(Box::new([a, n])), Ty::Bool, span)
         }
     });
 }

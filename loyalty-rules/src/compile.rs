@@ -268,13 +268,13 @@ impl<'p> Folder<'p> {
                 return false;
             }
             Not(a) | Neg(a) | IsSet(_, a) => self.fold(a),
-            And(a, b)
-            | Or(a, b)
-            | Arith(_, a, b)
-            | Cmp(_, a, b)
-            | TextTest(_, _, a, b)
-            | In(_, a, b)
-            | ListContains(_, a, b) => {
+            And(ab) | Or(ab) | Cmp(_, ab) => {
+                let [a, b] = &mut **ab;
+                let x = self.fold(a);
+                let y = self.fold(b);
+                x && y
+            }
+            Arith(_, a, b) | TextTest(_, _, a, b) | In(_, a, b) | ListContains(_, a, b) => {
                 let x = self.fold(a);
                 let y = self.fold(b);
                 x && y

@@ -155,14 +155,8 @@ fn konst(n: &Node) -> Option<&Value> {
 /// Flatten a chain of `and` (or `or`) into its operands, left to right.
 fn flatten<'n>(n: &'n Node, and: bool, out: &mut Vec<&'n Node>) {
     match &n.kind {
-        NodeKind::And(a, b) if and => {
-            flatten(a, and, out);
-            flatten(b, and, out);
-        }
-        NodeKind::Or(a, b) if !and => {
-            flatten(a, and, out);
-            flatten(b, and, out);
-        }
+        NodeKind::And(ab) if and => ab.iter().for_each(|o| flatten(o, and, out)),
+        NodeKind::Or(ab) if !and => ab.iter().for_each(|o| flatten(o, and, out)),
         _ => out.push(n),
     }
 }
@@ -184,7 +178,7 @@ impl Pred {
                 }
             }
             NodeKind::Not(a) => Pred::Not(Box::new(Pred::build(a))),
-            NodeKind::Cmp(op, a, b) => match (src_of(a), konst(b)) {
+            NodeKind::Cmp(op, ab) => match (src_of(&ab[0]), konst(&ab[1])) {
                 (Some(Src::Calendar(Calendar::Weekday)), Some(Value::Weekday(d)))
                     if matches!(op, CmpOp::Eq | CmpOp::Ne) && *d < 7 =>
                 {
@@ -217,9 +211,9 @@ impl Pred {
                     op: *op,
                     k: k.clone(),
                 },
-                (None, Some(Value::Num(k))) if agg_of(a).is_some() => {
+                (None, Some(Value::Num(k))) if agg_of(&ab[0]).is_some() => {
                     let (list, depth, value, filter) =
-                        agg_of(a).unwrap_or((Src::Event(0), 0, None, None));
+                        agg_of(&ab[0]).unwrap_or((Src::Event(0), 0, None, None));
                     Pred::Agg {
                         list,
                         depth,
@@ -230,7 +224,7 @@ impl Pred {
                     }
                 }
                 (None, Some(k)) => Pred::CmpExpr {
-                    x: a.clone(),
+                    x: Box::new(ab[0].clone()),
                     op: *op,
                     k: k.clone(),
                 },
