@@ -1222,9 +1222,9 @@ impl Checker<'_, '_> {
                 let n = self.cond(inner);
                 k(NodeKind::Not(Box::new(n)), Ty::Bool)
             }
-            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
-                let a = self.cond(a);
-                let b = self.cond(b);
+            ExprKind::And(ab) | ExprKind::Or(ab) => {
+                let a = self.cond(&ab[0]);
+                let b = self.cond(&ab[1]);
                 let kind = if matches!(e.kind, ExprKind::And(..)) {
                     NodeKind::And(Box::new([a, b]))
                 } else {
@@ -1237,8 +1237,8 @@ impl Checker<'_, '_> {
                 let b = self.expr(b);
                 self.arith(*op, a, b, span)
             }
-            ExprKind::Cmp(op, a, b) => {
-                let (a, b) = self.pair(a, b);
+            ExprKind::Cmp(op, ab) => {
+                let (a, b) = self.pair(&ab[0], &ab[1]);
                 let node = self.compare(*op, a, b, span);
                 Checked {
                     node,
@@ -2570,10 +2570,8 @@ pub(crate) fn walk_children<'e>(e: &'e ExprKind, out: &mut Vec<&'e Expr>) {
         ExprKind::Neg(a) | ExprKind::Not(a) | ExprKind::IsSet(_, a) | ExprKind::Of(_, a) => {
             out.push(a)
         }
-        ExprKind::And(a, b)
-        | ExprKind::Or(a, b)
-        | ExprKind::Arith(_, a, b)
-        | ExprKind::Cmp(_, a, b)
+        ExprKind::And(ab) | ExprKind::Or(ab) | ExprKind::Cmp(_, ab) => out.extend(ab.iter()),
+        ExprKind::Arith(_, a, b)
         | ExprKind::TextTest(_, _, a, b)
         | ExprKind::In(_, a, b)
         | ExprKind::Quant(_, _, a, b) => {

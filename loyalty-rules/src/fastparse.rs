@@ -55,6 +55,11 @@ pub(crate) fn parse(source: &str, shared: Option<&Arc<str>>) -> Option<Program> 
     Some(Program { items })
 }
 
+/// `a + b` etc., as `fold_left` makes it.
+fn arith(op: ArithOp, a: Expr, b: Expr) -> ExprKind {
+    ExprKind::Arith(op, Box::new(a), Box::new(b))
+}
+
 /// An expression with its tree depth, as the builder counts it.
 type E = (Expr, usize);
 
@@ -1480,7 +1485,7 @@ impl<'s> P<'s> {
         self.fold_left(
             |p| p.kw("or").then_some(()),
             Self::and_expr,
-            |_, a, b| ExprKind::Or(a, b),
+            |_, a, b| ExprKind::Or(Box::new([a, b])),
         )
     }
 
@@ -1489,7 +1494,7 @@ impl<'s> P<'s> {
         self.fold_left(
             |p| p.kw("and").then_some(()),
             Self::not_expr,
-            |_, a, b| ExprKind::And(a, b),
+            |_, a, b| ExprKind::And(Box::new([a, b])),
         )
     }
 
@@ -1501,7 +1506,7 @@ impl<'s> P<'s> {
         &mut self,
         op: impl Fn(&mut Self) -> Option<O>,
         next: impl Fn(&mut Self) -> Option<E>,
-        make: impl Fn(O, Box<Expr>, Box<Expr>) -> ExprKind,
+        make: impl Fn(O, Expr, Expr) -> ExprKind,
     ) -> Option<E> {
         let (mut acc, mut d) = next(self)?;
         loop {
@@ -1514,7 +1519,7 @@ impl<'s> P<'s> {
                 break;
             };
             let sp = acc.span.to(rhs.span);
-            acc = Expr::new(make(o, Box::new(acc), Box::new(rhs)), sp);
+            acc = Expr::new(make(o, acc, rhs), sp);
             d = d.max(rd) + 1;
             if !self.depth_ok(d) {
                 return None;
@@ -1633,13 +1638,12 @@ impl<'s> P<'s> {
         let Some((tail, td)) = tail else {
             return if filter { None } else { Some((lhs, ld)) };
         };
-        let lhs = b(lhs);
         let kind = match tail {
-            Tail::Between(neg, lo, hi) => ExprKind::Between(neg, lhs, b(lo), b(hi)),
-            Tail::Set(neg) => ExprKind::IsSet(neg, lhs),
-            Tail::In(neg, x) => ExprKind::In(neg, lhs, b(x)),
-            Tail::Text(op, neg, x) => ExprKind::TextTest(op, neg, lhs, b(x)),
-            Tail::Cmp(op, x) => ExprKind::Cmp(op, lhs, b(x)),
+            Tail::Between(neg, lo, hi) => ExprKind::Between(neg, b(lhs), b(lo), b(hi)),
+            Tail::Set(neg) => ExprKind::IsSet(neg, b(lhs)),
+            Tail::In(neg, x) => ExprKind::In(neg, b(lhs), b(x)),
+            Tail::Text(op, neg, x) => ExprKind::TextTest(op, neg, b(lhs), b(x)),
+            Tail::Cmp(op, x) => ExprKind::Cmp(op, Box::new([lhs, x])),
         };
         let d = ld.max(td) + 1;
         if !self.depth_ok(d) {
@@ -1686,13 +1690,13 @@ impl<'s> P<'s> {
     /// `additive = multiplicative ~ (add_op ~ multiplicative)*`
     fn additive(&mut self) -> Option<E> {
         let op = |p: &mut Self| p.pick_byte(&[(b'+', ArithOp::Add), (b'-', ArithOp::Sub)]);
-        self.fold_left(op, Self::multiplicative, ExprKind::Arith)
+        self.fold_left(op, Self::multiplicative, arith)
     }
 
     /// `multiplicative = unary ~ (mul_op ~ unary)*`
     fn multiplicative(&mut self) -> Option<E> {
         let op = |p: &mut Self| p.pick_byte(&[(b'*', ArithOp::Mul), (b'/', ArithOp::Div)]);
-        self.fold_left(op, Self::unary, ExprKind::Arith)
+        self.fold_left(op, Self::unary, arith)
     }
 
     /// The value of the punctuation byte at `pos` (consumed).

@@ -1196,9 +1196,9 @@ impl Builder<'_, '_> {
                     let _ = op;
                     acc = Expr::new(
                         if kind == Rule::or_expr {
-                            ExprKind::Or(b(acc), b(rhs))
+                            ExprKind::Or(Box::new([acc, rhs]))
                         } else {
-                            ExprKind::And(b(acc), b(rhs))
+                            ExprKind::And(Box::new([acc, rhs]))
                         },
                         sp,
                     );
@@ -1255,7 +1255,7 @@ impl Builder<'_, '_> {
                     _ => {
                         let op =
                             cmp_op(parts.iter().find(|x| x.as_rule() == Rule::cmp_op)?.clone());
-                        ExprKind::Cmp(op, b(lhs), b(ops.next()?))
+                        ExprKind::Cmp(op, Box::new([lhs, ops.next()?]))
                     }
                 };
                 (Expr::new(kind, span), depth + 1)
