@@ -2353,6 +2353,10 @@ impl Checker<'_, '_> {
     /// the same value bounded by constants into an empty range, or equal to
     /// two different constants.
     fn contradictions(&mut self, conds: Option<&Node>) {
+        // One comparison alone contradicts nothing.
+        if !conds.is_some_and(|n| matches!(n.kind, NodeKind::And(_))) {
+            return;
+        }
         // key -> (lower bound, upper bound, equals), each with the span that set it
         type Bound = Option<(Value, bool, Span)>;
         type Fact = (Subject, Bound, Bound, Option<(Value, Span)>);
