@@ -152,12 +152,12 @@ fn konst(n: &Node) -> Option<&Value> {
     }
 }
 
-/// Flatten a chain of `and` (or `or`) into its operands, left to right.
-fn flatten<'n>(n: &'n Node, and: bool, out: &mut Vec<&'n Node>) {
+/// Each operand of a chain of `and` (or `or`), left to right.
+fn each_operand<'n>(n: &'n Node, and: bool, f: &mut impl FnMut(&'n Node)) {
     match &n.kind {
-        NodeKind::And(ab) if and => ab.iter().for_each(|o| flatten(o, and, out)),
-        NodeKind::Or(ab) if !and => ab.iter().for_each(|o| flatten(o, and, out)),
-        _ => out.push(n),
+        NodeKind::And(ab) if and => ab.iter().for_each(|o| each_operand(o, and, f)),
+        NodeKind::Or(ab) if !and => ab.iter().for_each(|o| each_operand(o, and, f)),
+        _ => f(n),
     }
 }
 
@@ -168,9 +168,13 @@ impl Pred {
             NodeKind::Const(v) => Pred::Const(matches!(v, Value::Bool(true))),
             NodeKind::And(..) | NodeKind::Or(..) => {
                 let and = matches!(n.kind, NodeKind::And(..));
-                let mut parts = Vec::new();
-                flatten(n, and, &mut parts);
-                let preds: Box<[Pred]> = parts.into_iter().map(Pred::build).collect();
+                // counted first: built at their exact length, with no list
+                // of the operands in between
+                let mut len = 0;
+                each_operand(n, and, &mut |_| len += 1);
+                let mut preds = Vec::with_capacity(len);
+                each_operand(n, and, &mut |o| preds.push(Pred::build(o)));
+                let preds = preds.into_boxed_slice();
                 if and {
                     Pred::All(preds)
                 } else {
