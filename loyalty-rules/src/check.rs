@@ -1025,7 +1025,7 @@ impl Checker<'_, '_> {
                 Some("put the multiplier in a rule of its own".into()),
             );
         }
-        self.contradictions(conds.as_slice());
+        self.contradictions(conds.as_ref());
         let cond = conds;
         Some(RuleIr {
             name: Arc::from(name),
@@ -1222,13 +1222,13 @@ impl Checker<'_, '_> {
                 let n = self.cond(inner);
                 k(NodeKind::Not(Box::new(n)), Ty::Bool)
             }
-            ExprKind::And(a, b) | ExprKind::Or(a, b) => {
-                let a = self.cond(a);
-                let b = self.cond(b);
+            ExprKind::And(ab) | ExprKind::Or(ab) => {
+                let a = self.cond(&ab[0]);
+                let b = self.cond(&ab[1]);
                 let kind = if matches!(e.kind, ExprKind::And(..)) {
-                    NodeKind::And(Box::new(a), Box::new(b))
+                    NodeKind::And(Box::new([a, b]))
                 } else {
-                    NodeKind::Or(Box::new(a), Box::new(b))
+                    NodeKind::Or(Box::new([a, b]))
                 };
                 k(kind, Ty::Bool)
             }
@@ -1237,8 +1237,8 @@ impl Checker<'_, '_> {
                 let b = self.expr(b);
                 self.arith(*op, a, b, span)
             }
-            ExprKind::Cmp(op, a, b) => {
-                let (a, b) = self.pair(a, b);
+            ExprKind::Cmp(op, ab) => {
+                let (a, b) = self.pair(&ab[0], &ab[1]);
                 let node = self.compare(*op, a, b, span);
                 Checked {
                     node,
@@ -1534,7 +1534,7 @@ impl Checker<'_, '_> {
             return err_node(span);
         }
         Node::new(
-            NodeKind::Cmp(op, Box::new(a.node), Box::new(b.node)),
+            NodeKind::Cmp(op, Box::new([a.node, b.node])),
             Ty::Bool,
             span,
         )
@@ -2352,28 +2352,32 @@ impl Checker<'_, '_> {
     /// Cheap contradiction detection over the top-level conjuncts of a rule:
     /// the same value bounded by constants into an empty range, or equal to
     /// two different constants.
-    fn contradictions(&mut self, conds: &[Node]) {
-        let mut flat: Vec<&Node> = Vec::new();
-        let mut stack: Vec<&Node> = conds.iter().rev().collect();
-        while let Some(n) = stack.pop() {
-            match &n.kind {
-                NodeKind::And(a, b) => {
-                    stack.push(b);
-                    stack.push(a);
-                }
-                _ => flat.push(n),
-            }
+    fn contradictions(&mut self, conds: Option<&Node>) {
+        // One comparison alone contradicts nothing.
+        if !conds.is_some_and(|n| matches!(n.kind, NodeKind::And(_))) {
+            return;
         }
         // key -> (lower bound, upper bound, equals), each with the span that set it
         type Bound = Option<(Value, bool, Span)>;
         type Fact = (Subject, Bound, Bound, Option<(Value, Span)>);
         let mut facts: Vec<Fact> = Vec::new();
-        for n in flat {
+        // The `and` operands from the left, down the left spine with the
+        // right operands kept for later: a condition without `and` needs
+        // no stack.
+        let mut stack: Vec<&Node> = Vec::new();
+        let mut next = conds;
+        while let Some(mut n) = next.take().or_else(|| stack.pop()) {
+            while let NodeKind::And(ab) = &n.kind {
+                stack.push(&ab[1]);
+                n = &ab[0];
+            }
             let (op, subj, val) = match &n.kind {
-                NodeKind::Cmp(op, a, b) => match (&a.kind, &b.kind) {
-                    (_, NodeKind::Const(v)) if is_subject(a) => (*op, a, v.clone()),
-                    (NodeKind::Const(v), _) if is_subject(b) => (flip(*op), b, v.clone()),
-                    _ => continue,
+                NodeKind::Cmp(op, ab) => match &**ab {
+                    [a, b] => match (&a.kind, &b.kind) {
+                        (_, NodeKind::Const(v)) if is_subject(a) => (*op, a, v.clone()),
+                        (NodeKind::Const(v), _) if is_subject(b) => (flip(*op), b, v.clone()),
+                        _ => continue,
+                    },
                 },
                 _ => continue,
             };
@@ -2492,7 +2496,7 @@ fn and_into(acc: &mut Option<Node>, n: Node) {
         None => n,
         Some(a) => {
             let span = a.span.to(n.span);
-            Node::new(NodeKind::And(Box::new(a), Box::new(n)), Ty::Bool, span)
+            Node::new(NodeKind::And(Box::new([a, n])), Ty::Bool, span)
         }
     });
 }
@@ -2570,10 +2574,8 @@ pub(crate) fn walk_children<'e>(e: &'e ExprKind, out: &mut Vec<&'e Expr>) {
         ExprKind::Neg(a) | ExprKind::Not(a) | ExprKind::IsSet(_, a) | ExprKind::Of(_, a) => {
             out.push(a)
         }
-        ExprKind::And(a, b)
-        | ExprKind::Or(a, b)
-        | ExprKind::Arith(_, a, b)
-        | ExprKind::Cmp(_, a, b)
+        ExprKind::And(ab) | ExprKind::Or(ab) | ExprKind::Cmp(_, ab) => out.extend(ab.iter()),
+        ExprKind::Arith(_, a, b)
         | ExprKind::TextTest(_, _, a, b)
         | ExprKind::In(_, a, b)
         | ExprKind::Quant(_, _, a, b) => {

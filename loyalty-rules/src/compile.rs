@@ -74,7 +74,13 @@ impl Compiled {
         for r in &mut ir.rules {
             r.pred = r.cond.as_ref().map(crate::pred::Pred::build);
         }
-        let mut by_event: Vec<Vec<u32>> = vec![Vec::new(); ir.events.len()];
+        // Each list at its final length: no growing, and no shrinking in
+        // `into_boxed_slice` below.
+        let mut sizes = vec![0usize; ir.events.len()];
+        for r in &ir.rules {
+            sizes[r.event as usize] += 1;
+        }
+        let mut by_event: Vec<Vec<u32>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
         for (i, r) in ir.rules.iter().enumerate() {
             by_event[r.event as usize].push(i as u32);
         }
@@ -262,13 +268,13 @@ impl<'p> Folder<'p> {
                 return false;
             }
             Not(a) | Neg(a) | IsSet(_, a) => self.fold(a),
-            And(a, b)
-            | Or(a, b)
-            | Arith(_, a, b)
-            | Cmp(_, a, b)
-            | TextTest(_, _, a, b)
-            | In(_, a, b)
-            | ListContains(_, a, b) => {
+            And(ab) | Or(ab) | Cmp(_, ab) => {
+                let [a, b] = &mut **ab;
+                let x = self.fold(a);
+                let y = self.fold(b);
+                x && y
+            }
+            Arith(_, a, b) | TextTest(_, _, a, b) | In(_, a, b) | ListContains(_, a, b) => {
                 let x = self.fold(a);
                 let y = self.fold(b);
                 x && y

@@ -230,8 +230,8 @@ impl<'p> Evaluator<'p> {
             NodeKind::Local(d, f) => read(Src::Local(*d, *f), cx),
             NodeKind::Calendar(c) => read(Src::Calendar(*c), cx),
             NodeKind::Not(a) => V::Bool(!self.truthy(a, cx)?),
-            NodeKind::And(a, b) => V::Bool(self.truthy(a, cx)? && self.truthy(b, cx)?),
-            NodeKind::Or(a, b) => V::Bool(self.truthy(a, cx)? || self.truthy(b, cx)?),
+            NodeKind::And(ab) => V::Bool(self.truthy(&ab[0], cx)? && self.truthy(&ab[1], cx)?),
+            NodeKind::Or(ab) => V::Bool(self.truthy(&ab[0], cx)? || self.truthy(&ab[1], cx)?),
             NodeKind::Neg(a) => match self.eval(a, cx)? {
                 V::Num(d) => V::Num(-d),
                 _ => V::Null,
@@ -253,9 +253,9 @@ impl<'p> Evaluator<'p> {
                 };
                 V::Num(r.ok_or(EvalError("number too large"))?)
             }
-            NodeKind::Cmp(op, a, b) => {
-                let x = self.eval(a, cx)?;
-                let y = self.eval(b, cx)?;
+            NodeKind::Cmp(op, ab) => {
+                let x = self.eval(&ab[0], cx)?;
+                let y = self.eval(&ab[1], cx)?;
                 V::Bool(match cmp_v(x, y) {
                     None => false,
                     Some(o) => match op {
@@ -1820,7 +1820,8 @@ fn why_false<'a>(
     cx: &mut Ctx<'a>,
 ) -> (&'a Node, Vec<SeenValue>) {
     let mut cur = n;
-    while let NodeKind::And(a, b) = &cur.kind {
+    while let NodeKind::And(ab) = &cur.kind {
+        let [a, b] = &**ab;
         cur = if matches!(ev.truthy(a, cx), Ok(false)) {
             a
         } else {
@@ -1844,17 +1845,18 @@ fn seen<'a>(
         return;
     }
     let operands: Vec<&'a Node> = match &n.kind {
-        NodeKind::Cmp(_, a, b)
-        | NodeKind::TextTest(_, _, a, b)
+        NodeKind::Cmp(_, ab) => ab.iter().collect(),
+        NodeKind::TextTest(_, _, a, b)
         | NodeKind::In(_, a, b)
         | NodeKind::ListContains(_, a, b) => {
             vec![a, b]
         }
         NodeKind::Between(_, a, b, c) => vec![a, b, c],
         NodeKind::IsSet(_, a) => vec![a],
-        NodeKind::And(a, b) | NodeKind::Or(a, b) => {
-            seen(ev, c, a, cx, out, depth + 1);
-            seen(ev, c, b, cx, out, depth + 1);
+        NodeKind::And(ab) | NodeKind::Or(ab) => {
+            for o in ab.iter() {
+                seen(ev, c, o, cx, out, depth + 1);
+            }
             return;
         }
         NodeKind::Not(a) => {

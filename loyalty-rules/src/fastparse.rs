@@ -55,6 +55,11 @@ pub(crate) fn parse(source: &str, shared: Option<&Arc<str>>) -> Option<Program> 
     Some(Program { items })
 }
 
+/// `a + b` etc., as `fold_left` makes it.
+fn arith(op: ArithOp, a: Expr, b: Expr) -> ExprKind {
+    ExprKind::Arith(op, Box::new(a), Box::new(b))
+}
+
 /// An expression with its tree depth, as the builder counts it.
 type E = (Expr, usize);
 
@@ -88,8 +93,20 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// `ident_char`, by byte: a table is cheaper than two range tests on the
+/// scans of every word.
+pub(crate) const IDENT_CHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = (c as u8).is_ascii_alphanumeric() || c as u8 == b'_';
+        c += 1;
+    }
+    t
+};
+
 fn is_ident_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    IDENT_CHAR[usize::from(c)]
 }
 
 /// The first alternative of `alts` that is a prefix of `rest` (lower case)
@@ -291,6 +308,8 @@ impl<'s> P<'s> {
     }
 
     /// The keyword `lit` (case-insensitive, not followed by an ident char).
+    /// Inlined: most calls are a length test that fails.
+    #[inline]
     fn kw(&mut self, lit: &str) -> bool {
         let n = self.word_len();
         if n == lit.len() && same(self.lower_word(), lit.as_bytes()) {
@@ -302,12 +321,14 @@ impl<'s> P<'s> {
     }
 
     /// Whether the word at `pos` is one of `alts`, without consuming it.
+    #[inline]
     fn at_kw(&self, alts: &[&str]) -> bool {
         let n = self.word_len();
         let w = self.lower_word();
         n > 0 && alts.iter().any(|a| same(w, a.as_bytes()))
     }
 
+    #[inline]
     fn kw_any(&mut self, alts: &[&str]) -> bool {
         if self.at_kw(alts) {
             let n = self.word_len();
@@ -1235,8 +1256,9 @@ impl<'s> P<'s> {
 
     // ------------------------------------------------------------ effects
 
-    /// `effect`, alternatives in the grammar's order.
-    fn effect(&mut self) -> Option<Effect> {
+    /// `effect`, alternatives in the grammar's order (boxed here, where it
+    /// is made, as `Clause::Effect` keeps it: one copy fewer).
+    fn effect(&mut self) -> Option<Box<Effect>> {
         let n = self.word_len();
         if n == 0 {
             return None;
@@ -1273,10 +1295,10 @@ impl<'s> P<'s> {
             b'r' => self.redeem(),
             _ => None,
         }?;
-        Some(Effect {
+        Some(Box::new(Effect {
             kind,
             span: self.span_from(start),
-        })
+        }))
     }
 
     /// `target = kw_to ~ postfix`
@@ -1463,7 +1485,7 @@ impl<'s> P<'s> {
         self.fold_left(
             |p| p.kw("or").then_some(()),
             Self::and_expr,
-            |_, a, b| ExprKind::Or(a, b),
+            |_, a, b| ExprKind::Or(Box::new([a, b])),
         )
     }
 
@@ -1472,16 +1494,19 @@ impl<'s> P<'s> {
         self.fold_left(
             |p| p.kw("and").then_some(()),
             Self::not_expr,
-            |_, a, b| ExprKind::And(a, b),
+            |_, a, b| ExprKind::And(Box::new([a, b])),
         )
     }
 
     /// `next ~ (op ~ next)*`, folded to the left as the builder folds it.
+    /// Generic rather than over function pointers: each precedence level
+    /// gets its own copy, with direct (inlinable) calls to the level below.
+    #[inline]
     fn fold_left<O>(
         &mut self,
-        op: fn(&mut Self) -> Option<O>,
-        next: fn(&mut Self) -> Option<E>,
-        make: fn(O, Box<Expr>, Box<Expr>) -> ExprKind,
+        op: impl Fn(&mut Self) -> Option<O>,
+        next: impl Fn(&mut Self) -> Option<E>,
+        make: impl Fn(O, Expr, Expr) -> ExprKind,
     ) -> Option<E> {
         let (mut acc, mut d) = next(self)?;
         loop {
@@ -1494,7 +1519,7 @@ impl<'s> P<'s> {
                 break;
             };
             let sp = acc.span.to(rhs.span);
-            acc = Expr::new(make(o, Box::new(acc), Box::new(rhs)), sp);
+            acc = Expr::new(make(o, acc, rhs), sp);
             d = d.max(rd) + 1;
             if !self.depth_ok(d) {
                 return None;
@@ -1613,13 +1638,12 @@ impl<'s> P<'s> {
         let Some((tail, td)) = tail else {
             return if filter { None } else { Some((lhs, ld)) };
         };
-        let lhs = b(lhs);
         let kind = match tail {
-            Tail::Between(neg, lo, hi) => ExprKind::Between(neg, lhs, b(lo), b(hi)),
-            Tail::Set(neg) => ExprKind::IsSet(neg, lhs),
-            Tail::In(neg, x) => ExprKind::In(neg, lhs, b(x)),
-            Tail::Text(op, neg, x) => ExprKind::TextTest(op, neg, lhs, b(x)),
-            Tail::Cmp(op, x) => ExprKind::Cmp(op, lhs, b(x)),
+            Tail::Between(neg, lo, hi) => ExprKind::Between(neg, b(lhs), b(lo), b(hi)),
+            Tail::Set(neg) => ExprKind::IsSet(neg, b(lhs)),
+            Tail::In(neg, x) => ExprKind::In(neg, b(lhs), b(x)),
+            Tail::Text(op, neg, x) => ExprKind::TextTest(op, neg, b(lhs), b(x)),
+            Tail::Cmp(op, x) => ExprKind::Cmp(op, Box::new([lhs, x])),
         };
         let d = ld.max(td) + 1;
         if !self.depth_ok(d) {
@@ -1666,13 +1690,13 @@ impl<'s> P<'s> {
     /// `additive = multiplicative ~ (add_op ~ multiplicative)*`
     fn additive(&mut self) -> Option<E> {
         let op = |p: &mut Self| p.pick_byte(&[(b'+', ArithOp::Add), (b'-', ArithOp::Sub)]);
-        self.fold_left(op, Self::multiplicative, ExprKind::Arith)
+        self.fold_left(op, Self::multiplicative, arith)
     }
 
     /// `multiplicative = unary ~ (mul_op ~ unary)*`
     fn multiplicative(&mut self) -> Option<E> {
         let op = |p: &mut Self| p.pick_byte(&[(b'*', ArithOp::Mul), (b'/', ArithOp::Div)]);
-        self.fold_left(op, Self::unary, ExprKind::Arith)
+        self.fold_left(op, Self::unary, arith)
     }
 
     /// The value of the punctuation byte at `pos` (consumed).

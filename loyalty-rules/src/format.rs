@@ -351,10 +351,8 @@ fn starts_with_name(e: &Expr) -> bool {
     loop {
         cur = match &cur.kind {
             ExprKind::Name(_) => return true,
-            ExprKind::And(a, _)
-            | ExprKind::Or(a, _)
-            | ExprKind::Arith(_, a, _)
-            | ExprKind::Cmp(_, a, _)
+            ExprKind::And(ab) | ExprKind::Or(ab) | ExprKind::Cmp(_, ab) => &ab[0],
+            ExprKind::Arith(_, a, _)
             | ExprKind::TextTest(_, _, a, _)
             | ExprKind::In(_, a, _)
             | ExprKind::Between(_, a, _, _)
@@ -580,8 +578,8 @@ fn expr(e: &Expr) -> String {
         ),
         ExprKind::Neg(a) => format!("-{}", expr_at(a, POSTFIX)),
         ExprKind::Not(a) => format!("not {}", expr_at(a, CMP)),
-        ExprKind::And(a, b) => format!("{} and {}", expr_at(a, AND), expr_at(b, NOT)),
-        ExprKind::Or(a, b) => format!("{} or {}", expr_at(a, OR), expr_at(b, AND)),
+        ExprKind::And(ab) => format!("{} and {}", expr_at(&ab[0], AND), expr_at(&ab[1], NOT)),
+        ExprKind::Or(ab) => format!("{} or {}", expr_at(&ab[0], OR), expr_at(&ab[1], AND)),
         ExprKind::Arith(op, a, b) => {
             let (sym, l, r) = match op {
                 ArithOp::Add => ("+", ADD, MUL),
@@ -591,7 +589,8 @@ fn expr(e: &Expr) -> String {
             };
             format!("{} {sym} {}", expr_at(a, l), expr_at(b, r))
         }
-        ExprKind::Cmp(op, a, b) => {
+        ExprKind::Cmp(op, ab) => {
+            let [a, b] = &**ab;
             format!("{} {} {}", expr_at(a, ADD), op.symbol(), expr_at(b, ADD))
         }
         ExprKind::TextTest(op, neg, a, b) => {

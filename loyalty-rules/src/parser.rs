@@ -156,12 +156,31 @@ static PEST_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// `of`) within one rule. Rejecting deep input before pest sees it keeps the
 /// recursive-descent parser (and everything after it) off the end of the stack.
 fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
-    /// `ident_char`, by byte.
-    const IDENT_CHAR: [bool; 256] = {
-        let mut t = [false; 256];
+    use fastparse::IDENT_CHAR;
+    /// What a byte starts.
+    #[derive(Clone, Copy)]
+    enum Class {
+        /// Nothing this counts.
+        Other,
+        Quote,
+        Comment,
+        Open,
+        Close,
+        Word,
+    }
+    const CLASS: [Class; 256] = {
+        let mut t = [Class::Other; 256];
         let mut c = 0;
         while c < 256 {
-            t[c] = (c as u8).is_ascii_alphanumeric() || c as u8 == b'_';
+            let b = c as u8;
+            t[c] = match b {
+                b'"' => Class::Quote,
+                b'#' => Class::Comment,
+                b'(' | b'[' => Class::Open,
+                b')' | b']' => Class::Close,
+                _ if b.is_ascii_alphabetic() || b == b'_' => Class::Word,
+                _ => Class::Other,
+            };
             c += 1;
         }
         t
@@ -170,43 +189,48 @@ fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
     let mut i = 0;
     let mut brackets = 0usize;
     let mut keywords = 0usize;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match c {
-            b'"' => {
+    while let Some(&c) = bytes.get(i) {
+        match CLASS[usize::from(c)] {
+            Class::Other => {}
+            Class::Quote => {
                 i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    if bytes[i] == b'\\' {
-                        i += 1;
+                while let Some(&b) = bytes.get(i) {
+                    match b {
+                        b'"' | b'\n' => break,
+                        b'\\' => i += 2,
+                        _ => i += 1,
                     }
+                }
+            }
+            Class::Comment => {
+                while bytes.get(i).is_some_and(|&b| b != b'\n') {
                     i += 1;
                 }
             }
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'(' | b'[' => {
+            Class::Open => {
                 brackets += 1;
                 if brackets + keywords > limits::MAX_NESTING {
                     return Some((i, brackets + keywords));
                 }
             }
-            b')' | b']' => brackets = brackets.saturating_sub(1),
-            c if c.is_ascii_alphabetic() || c == b'_' => {
+            Class::Close => brackets = brackets.saturating_sub(1),
+            Class::Word => {
                 let start = i;
-                i += bytes[i..]
-                    .iter()
-                    .position(|&b| !IDENT_CHAR[b as usize])
-                    .unwrap_or(bytes.len() - i);
+                i += 1;
+                while bytes.get(i).is_some_and(|&b| IDENT_CHAR[usize::from(b)]) {
+                    i += 1;
+                }
                 let w = &bytes[start..i];
+                // Only a word of two to five letters can be one of these:
+                // its length and first letter pick the one to compare.
                 let is = |k: &[u8]| w.eq_ignore_ascii_case(k);
-                let (resets, nests) = match w.len() {
-                    2 => (false, is(b"of")),
-                    3 => (false, is(b"has")),
-                    4 => (is(b"rule") || is(b"then"), is(b"else")),
-                    5 => (false, is(b"where")),
+                let (resets, nests) = match (w.len(), c | 0x20) {
+                    (2, b'o') => (false, is(b"of")),
+                    (3, b'h') => (false, is(b"has")),
+                    (4, b'r') => (is(b"rule"), false),
+                    (4, b't') => (is(b"then"), false),
+                    (4, b'e') => (false, is(b"else")),
+                    (5, b'w') => (false, is(b"where")),
                     _ => (false, false),
                 };
                 if resets {
@@ -219,7 +243,6 @@ fn nesting_too_deep(source: &str) -> Option<(usize, usize)> {
                 }
                 continue;
             }
-            _ => {}
         }
         i += 1;
     }
@@ -840,7 +863,7 @@ impl Builder<'_, '_> {
                 self.expiry(inner.find(|x| x.as_rule() == Rule::expiry_spec)?)?,
                 span,
             ),
-            _ => Clause::Effect(self.effect(kind, inner, span)?),
+            _ => Clause::Effect(Box::new(self.effect(kind, inner, span)?)),
         })
     }
 
@@ -1173,9 +1196,9 @@ impl Builder<'_, '_> {
                     let _ = op;
                     acc = Expr::new(
                         if kind == Rule::or_expr {
-                            ExprKind::Or(b(acc), b(rhs))
+                            ExprKind::Or(Box::new([acc, rhs]))
                         } else {
-                            ExprKind::And(b(acc), b(rhs))
+                            ExprKind::And(Box::new([acc, rhs]))
                         },
                         sp,
                     );
@@ -1232,7 +1255,7 @@ impl Builder<'_, '_> {
                     _ => {
                         let op =
                             cmp_op(parts.iter().find(|x| x.as_rule() == Rule::cmp_op)?.clone());
-                        ExprKind::Cmp(op, b(lhs), b(ops.next()?))
+                        ExprKind::Cmp(op, Box::new([lhs, ops.next()?]))
                     }
                 };
                 (Expr::new(kind, span), depth + 1)

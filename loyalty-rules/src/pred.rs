@@ -153,18 +153,12 @@ fn konst(n: &Node) -> Option<&Value> {
     }
 }
 
-/// Flatten a chain of `and` (or `or`) into its operands, left to right.
-fn flatten<'n>(n: &'n Node, and: bool, out: &mut Vec<&'n Node>) {
+/// Each operand of a chain of `and` (or `or`), left to right.
+fn each_operand<'n>(n: &'n Node, and: bool, f: &mut impl FnMut(&'n Node)) {
     match &n.kind {
-        NodeKind::And(a, b) if and => {
-            flatten(a, and, out);
-            flatten(b, and, out);
-        }
-        NodeKind::Or(a, b) if !and => {
-            flatten(a, and, out);
-            flatten(b, and, out);
-        }
-        _ => out.push(n),
+        NodeKind::And(ab) if and => ab.iter().for_each(|o| each_operand(o, and, f)),
+        NodeKind::Or(ab) if !and => ab.iter().for_each(|o| each_operand(o, and, f)),
+        _ => f(n),
     }
 }
 
@@ -175,9 +169,13 @@ impl Pred {
             NodeKind::Const(v) => Pred::Const(matches!(v, Value::Bool(true))),
             NodeKind::And(..) | NodeKind::Or(..) => {
                 let and = matches!(n.kind, NodeKind::And(..));
-                let mut parts = Vec::new();
-                flatten(n, and, &mut parts);
-                let preds: Box<[Pred]> = parts.into_iter().map(Pred::build).collect();
+                // counted first: built at their exact length, with no list
+                // of the operands in between
+                let mut len = 0;
+                each_operand(n, and, &mut |_| len += 1);
+                let mut preds = Vec::with_capacity(len);
+                each_operand(n, and, &mut |o| preds.push(Pred::build(o)));
+                let preds = preds.into_boxed_slice();
                 if and {
                     Pred::All(preds)
                 } else {
@@ -185,7 +183,7 @@ impl Pred {
                 }
             }
             NodeKind::Not(a) => Pred::Not(Box::new(Pred::build(a))),
-            NodeKind::Cmp(op, a, b) => match (src_of(a), konst(b)) {
+            NodeKind::Cmp(op, ab) => match (src_of(&ab[0]), konst(&ab[1])) {
                 (Some(Src::Calendar(Calendar::Weekday)), Some(Value::Weekday(d)))
                     if matches!(op, CmpOp::Eq | CmpOp::Ne) && *d < 7 =>
                 {
@@ -218,9 +216,9 @@ impl Pred {
                     op: *op,
                     k: k.clone(),
                 },
-                (None, Some(Value::Num(k))) if agg_of(a).is_some() => {
+                (None, Some(Value::Num(k))) if agg_of(&ab[0]).is_some() => {
                     let (list, depth, value, filter) =
-                        agg_of(a).unwrap_or((Src::Event(0), 0, None, None));
+                        agg_of(&ab[0]).unwrap_or((Src::Event(0), 0, None, None));
                     Pred::Agg {
                         list,
                         depth,
@@ -231,7 +229,7 @@ impl Pred {
                     }
                 }
                 (None, Some(k)) => Pred::CmpExpr {
-                    x: a.clone(),
+                    x: Box::new(ab[0].clone()),
                     op: *op,
                     k: k.clone(),
                 },
@@ -333,20 +331,15 @@ impl Pred {
             Pred::All(ps) => &ps[..],
             p => std::slice::from_ref(p),
         };
-        let mut guard = Vec::new();
-        for p in parts.iter().take(4) {
-            if p.is_leaf() {
-                guard.push(Guard::of(p));
-            } else {
-                // a basket test that is false for an empty list still
-                // rules the rule out cheaply when the list is empty
-                let tested = guard.len();
-                guard.extend(p.needs_items());
-                return (guard.into_boxed_slice(), false, tested);
-            }
-        }
-        let (whole, tested) = (guard.len() == parts.len(), guard.len());
-        (guard.into_boxed_slice(), whole, tested)
+        let tested = parts.iter().take(4).take_while(|p| p.is_leaf()).count();
+        // The first operand that is not direct, if it is among the first four.
+        let stop = parts.get(tested).filter(|_| tested < 4);
+        // a basket test that is false for an empty list still rules the
+        // rule out cheaply when the list is empty
+        let items = stop.and_then(Pred::needs_items);
+        // Collected at its exact length: no growing, no shrinking.
+        let guard = parts[..tested].iter().map(Guard::of).chain(items).collect();
+        (guard, stop.is_none() && tested == parts.len(), tested)
     }
 
     /// [`test`](Self::test) when the first `skip` operands of an `and` are
