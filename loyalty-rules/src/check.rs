@@ -2372,13 +2372,14 @@ impl Checker<'_, '_> {
                 n = &ab[0];
             }
             let (op, subj, val) = match &n.kind {
-                NodeKind::Cmp(op, ab) => match &**ab {
-                    [a, b] => match (&a.kind, &b.kind) {
+                NodeKind::Cmp(op, ab) => {
+                    let [a, b] = &**ab;
+                    match (&a.kind, &b.kind) {
                         (_, NodeKind::Const(v)) if is_subject(a) => (*op, a, v.clone()),
                         (NodeKind::Const(v), _) if is_subject(b) => (flip(*op), b, v.clone()),
                         _ => continue,
-                    },
-                },
+                    }
+                }
                 _ => continue,
             };
             let Some(key) = Subject::of(subj) else {

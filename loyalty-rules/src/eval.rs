@@ -721,14 +721,7 @@ pub(crate) fn matching<'a>(
     let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
     let dead = ruled_out(c, event, customer);
     #[cfg(debug_assertions)]
-    {
-        let cx = Ctx::new(event, customer, None, 0);
-        for (p, &ri) in order.iter().enumerate() {
-            if index::has(&dead, p) {
-                check_ruled_out(&c.quick[ri as usize], &cx, &c.ir.rules[ri as usize]);
-            }
-        }
-    }
+    check_ruled_out(c, order, &dead, &Ctx::new(event, customer, None, 0));
     Matching {
         c,
         event,
@@ -881,11 +874,7 @@ pub(crate) fn run_with<'a>(
         ruled_out(c, event, customer)
     };
     #[cfg(debug_assertions)]
-    for (p, &ri) in order.iter().enumerate() {
-        if index::has(&dead, p) {
-            check_ruled_out(&c.quick[ri as usize], &cx, &ir.rules[ri as usize]);
-        }
-    }
+    check_ruled_out(c, order, &dead, &cx);
     // (the rules the index ruled out are not visited: no rule is ruled out
     // when explaining; best groups' members are not indexed)
     for p in positions(dead, order.len()) {
@@ -1190,8 +1179,8 @@ fn positions(_dead: index::Mask, len: usize) -> Positions {
     0..len
 }
 
-/// The rules of `cx`'s event type that the rule index rules out for its
-/// event and customer (by position in `by_event`).
+/// The rules of `event`'s type that the rule index rules out for it and
+/// `customer` (by position in `by_event`).
 #[inline]
 fn ruled_out(c: &Compiled, event: &Event, customer: &Customer) -> index::Mask {
     if cfg!(target_arch = "wasm32") {
@@ -1204,15 +1193,20 @@ fn ruled_out(c: &Compiled, event: &Event, customer: &Customer) -> index::Mask {
     }
 }
 
-/// Debug builds (all tests, the fuzzers): a rule the index ruled out has a
-/// guard test that fails.
+/// Debug builds (all tests, the fuzzers): every rule of `order` the index
+/// ruled out (in `dead`) has a guard test that fails.
 #[cfg(debug_assertions)]
-fn check_ruled_out(q: &Quick, cx: &Ctx<'_>, rule: &RuleIr) {
-    assert!(
-        q.guard.iter().any(|g| !g.holds(cx)),
-        "the rule index ruled out rule {}, whose guard holds",
-        rule.name
-    );
+fn check_ruled_out(c: &Compiled, order: &[u32], dead: &index::Mask, cx: &Ctx<'_>) {
+    for (p, &ri) in order.iter().enumerate() {
+        if index::has(dead, p) {
+            let (q, rule) = (&c.quick[ri as usize], &c.ir.rules[ri as usize]);
+            assert!(
+                q.guard.iter().any(|g| !g.holds(cx)),
+                "the rule index ruled out rule {}, whose guard holds",
+                rule.name
+            );
+        }
+    }
 }
 
 /// Debug builds (all tests, the fuzzers): a quick look (a rule's guard, or

@@ -26,7 +26,7 @@ use crate::ast::CmpOp;
 use crate::compile::Quick;
 use crate::input::{Customer, Event};
 use crate::ir::RuleIr;
-use crate::pred::{dec_cmp, Guard};
+use crate::pred::{dec_cmp, slot, Guard};
 use crate::schema::Value;
 
 /// Rules per event type the index covers (a mask is this many bits).
@@ -131,9 +131,8 @@ fn entry<T: Default>(v: &mut Vec<(Field, T)>, f: Field) -> &mut T {
     &mut v[i].1
 }
 
-fn value<'a>(of: Of<'a>, (ev, at): Field) -> Option<&'a Value> {
-    let fields = if ev { &of.0.fields } else { &of.1.fields };
-    fields.get(at as usize)
+fn value<'a>((event, customer): Of<'a>, (ev, at): Field) -> Option<&'a Value> {
+    slot(event, customer, ev, at)
 }
 
 /// Thresholds of one side and strictness, sorted, with the rules they rule

@@ -619,10 +619,7 @@ impl Guard {
     /// evaluation context needed.
     #[cfg_attr(not(target_arch = "wasm32"), inline(always))]
     pub fn holds_on(&self, event: &Event, customer: &Customer) -> Option<bool> {
-        let field = |ev: bool, at: u16| -> Option<&Value> {
-            let fields = if ev { &event.fields } else { &customer.fields };
-            fields.get(at as usize)
-        };
+        let field = |ev: bool, at: u16| slot(event, customer, ev, at);
         Some(match self {
             Guard::Num {
                 ev,
@@ -652,6 +649,19 @@ impl Guard {
             Guard::Leaf(_) => return None,
         })
     }
+}
+
+/// Where a guard (and the rule index) reads its value: slot `at` of the
+/// event's fields (`ev`) or of the customer's.
+#[inline(always)]
+pub(crate) fn slot<'a>(
+    event: &'a Event,
+    customer: &'a Customer,
+    ev: bool,
+    at: u16,
+) -> Option<&'a Value> {
+    let fields = if ev { &event.fields } else { &customer.fields };
+    fields.get(at as usize)
 }
 
 /// `k`'s mantissa at scales 0 to 4, `i64::MIN` where it is not an integer
