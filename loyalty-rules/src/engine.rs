@@ -1817,6 +1817,21 @@ fn credit(
             t
         }
     };
+    // Points of this event with the same times as its newest lot join
+    // that lot (see `ledger::earn_into_last`): one lot per event in the
+    // common case, instead of one per rule that awarded.
+    if let Some(last) = st.lots.last() {
+        if last.id + 1 == st.next_lot
+            && Arc::ptr_eq(&last.event, &event.id)
+            && last.pending_until == pending_until.filter(|p| *p > event.time)
+            && last.expires_at == expires_at
+            && !last.warned
+        {
+            let id = last.id;
+            ledger::earn_into_last(st, points, event.time);
+            return Some(id);
+        }
+    }
     let lot = Lot {
         id: 0,
         points,
@@ -1912,7 +1927,9 @@ fn commit(
                 let r = &ir.rules[ri];
                 if let Some(lot) = credit(ir, st, event, &r.name, r.expiry, k, *points, &mut times)
                 {
-                    earned.lots.push(lot);
+                    if earned.lots.last() != Some(&lot) {
+                        earned.lots.push(lot);
+                    }
                     add_dec(&mut record_points, *points);
                     match earned.by_rule.iter_mut().find(|(n, _)| *n == ri) {
                         Some((_, p)) => add_dec(p, *points),
@@ -2086,7 +2103,7 @@ fn commit(
             refunded: Decimal::ZERO,
             points: record_points,
             reversed: Decimal::ZERO,
-            lots: earned.lots.clone(),
+            lots: SmallVec::from_slice(&earned.lots),
             by_rule: earned
                 .by_rule
                 .iter()

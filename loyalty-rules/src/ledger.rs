@@ -55,6 +55,36 @@ pub(crate) fn earn(st: &mut CustomerState, mut lot: Lot, now: DateTime<Utc>) {
     st.lots.push(lot);
 }
 
+/// Add `points` (> 0) to the newest lot, as `earn` would add a lot of its
+/// own with the same times: the caller has checked that the newest lot was
+/// made by the same event, with the same release and expiry times, and has
+/// not been warned about. Balances, and what later releases, expiries,
+/// redemptions and reversals do, are the same either way (such lots are
+/// spent, released and expired together); the state holds one lot fewer.
+pub(crate) fn earn_into_last(st: &mut CustomerState, points: Decimal, now: DateTime<Utc>) {
+    let Some(mut lot) = st.lots.pop() else {
+        return;
+    };
+    add_dec(&mut st.balances.lifetime_earned, points);
+    add_dec(&mut lot.points, points);
+    if is_pending(&lot, now) {
+        add_dec(&mut st.balances.pending, points);
+        add_dec(&mut lot.remaining, points);
+    } else {
+        let before = st.balances.available;
+        add_dec(&mut st.balances.available, points);
+        // as `make_available` gives a lot of its own: all of it, or what
+        // is left of it once a debt is paid off
+        let own = if before.is_sign_negative() {
+            st.balances.available.max(Decimal::ZERO)
+        } else {
+            points
+        };
+        add_dec(&mut lot.remaining, own);
+    }
+    st.lots.push(lot);
+}
+
 /// Move a lot's points into `available`, paying off any debt first.
 fn make_available(st: &mut CustomerState, lot: &mut Lot) {
     let before = st.balances.available;

@@ -73,6 +73,8 @@ pub use input::{Customer, Event, EventBuilder};
 pub use outcome::{
     Capped, Effect, Explanation, LedgerEntry, Outcome, RuleError, SeenValue, Status,
 };
+/// The inline vector of [`EventAwards`]' lots and rules (the `smallvec` crate's).
+pub use state::SmallVec;
 pub use state::{
     Balances, BudgetUse, CustomerState, DayBucket, EventAwards, EventHistory, EventIds, Lot,
     PeriodCounter, PointsHistory, RewardGrant, RuleCounters, Snapshot,

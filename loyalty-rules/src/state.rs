@@ -8,6 +8,7 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+pub use smallvec::SmallVec;
 
 /// `a += b`, faster for the common case: two non-negative decimals of one
 /// scale add as their mantissas do (exactly what `Decimal`'s addition gives
@@ -42,7 +43,9 @@ pub struct Balances {
     pub reversed: Decimal,
 }
 
-/// A lot of points earned together, spent and expired as a unit.
+/// A lot of points earned together, spent and expired as a unit: the
+/// points one event earns with the same release and expiry times (rules
+/// with their own expiry make lots of their own).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot {
     /// Sequence number within the customer.
@@ -61,7 +64,9 @@ pub struct Lot {
     pub expires_at: Option<DateTime<Utc>>,
     /// The event that earned it.
     pub event: Arc<str>,
-    /// The rule that awarded it.
+    /// The rule that awarded it (the first of them, when several rules'
+    /// points share the lot; the split by rule of a purchase's points is in
+    /// [`EventAwards::by_rule`]).
     pub rule: Arc<str>,
     /// An expiry warning was given for it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -92,10 +97,10 @@ pub struct EventAwards {
     pub points: Decimal,
     /// Of which reversed so far.
     pub reversed: Decimal,
-    /// Lots it created.
-    pub lots: Vec<u64>,
-    /// Points per rule (for budgets and caps).
-    pub by_rule: Vec<(Arc<str>, Decimal)>,
+    /// Lots it created (held inline: one event's lots are one or two).
+    pub lots: SmallVec<[u64; 2]>,
+    /// Points per rule (for budgets and caps; held inline for one rule).
+    pub by_rule: SmallVec<[(Arc<str>, Decimal); 1]>,
     /// Other point kinds it earned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<(Arc<str>, Decimal)>,
