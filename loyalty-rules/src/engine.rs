@@ -1139,9 +1139,12 @@ impl Engine {
         explain: bool,
         transfers: &mut Vec<Transfer>,
     ) -> Outcome {
-        let program = self.program.clone();
+        // borrowed, not cloned: a clone per event is two atomic operations
+        // on a count that every thread of a parallel replay shares
+        let program = &self.program;
         let c: &Compiled = &program.inner;
         let ir = &c.ir;
+        let decimals = ir.decimals;
         let id = &event.customer;
         // one hash lookup for the whole event (until a tier change)
         let entry = match self.customers.entry(id.clone()) {
@@ -1310,7 +1313,7 @@ impl Engine {
                     a.extend(b);
                 }
                 let mut total = out.points + o2.points;
-                total.rescale(ir.decimals);
+                total.rescale(decimals);
                 out.points = total;
             }
         }
