@@ -350,8 +350,14 @@ impl Hasher for IdHasher {
             w.copy_from_slice(c);
             h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
         }
-        for &b in chunks.remainder() {
-            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        // the last 1-7 bytes as one word (with their count, so that "a"
+        // and "a\0" differ): one round instead of one per byte
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            w[7] ^= rest.len() as u8;
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
         }
         self.0 = h;
     }
