@@ -366,6 +366,31 @@ impl Hasher for IdHasher {
 #[cfg(test)]
 mod tests {
     use super::add_dec;
+
+    /// Ids that differ only in trailing zero bytes, or in one byte of the
+    /// partial last word, hash apart (the tail is hashed as one word with
+    /// its length mixed in).
+    #[test]
+    fn id_hash_tells_tails_apart() {
+        use std::collections::HashSet;
+        use std::hash::BuildHasher;
+        let h = super::IdHash::default();
+        let mut seen = HashSet::new();
+        let mut n = 0;
+        for len in 0..=17usize {
+            let zeros = "\0".repeat(len);
+            assert!(seen.insert(h.hash_one(zeros.as_str())), "{len} zeros");
+            n += 1;
+            for pos in 0..len {
+                let mut b = vec![b'a'; len];
+                b[pos] = b'b';
+                let s = String::from_utf8(b).unwrap();
+                assert!(seen.insert(h.hash_one(s.as_str())), "{s}");
+                n += 1;
+            }
+        }
+        assert_eq!(seen.len(), n);
+    }
     use rust_decimal::Decimal;
 
     /// `add_dec` gives exactly what `+=` gives: value, scale and sign.
