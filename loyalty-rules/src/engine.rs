@@ -665,21 +665,60 @@ impl Engine {
         }
     }
 
+    /// An order in which [`replay`](Self::replay) may take a batch of
+    /// events and give exactly what it gives in input order: each referral
+    /// group's events together, in input order within the group (the order
+    /// `replay_parallel` runs a partition in). None when input order is
+    /// needed: the program has campaign budgets or `in total` limits,
+    /// which all customers share in event order.
+    ///
+    /// `customers[i]` is event `i`'s customer, and `links(i)` the values of
+    /// its `referred_by` and `referee` fields, if it has them: customers
+    /// linked by those, or by the `referred_by` of a customer the engine
+    /// holds, are one group (one customer's awards to another stay in
+    /// order).
+    ///
+    /// For callers that make events on the fly, from columns say: events
+    /// made and replayed in this order find their customer's state, and
+    /// each other, in the cache, which for a large replay in time order is
+    /// about twice as fast as input order.
+    pub fn replay_order<'a, L>(&self, customers: &[&'a str], links: L) -> Option<Vec<u32>>
+    where
+        L: Fn(usize) -> [Option<&'a str>; 2],
+    {
+        if shared_limits(&self.program.inner.ir).next().is_some() {
+            return None;
+        }
+        let mut uf = UnionFind::default();
+        for (id, e) in &self.customers {
+            if let Some(r) = e.state.profile.get("referred_by").and_then(|v| v.as_str()) {
+                let i = uf.add_arc(id);
+                let j = uf.add(r);
+                uf.union(i, j);
+            }
+        }
+        let mut who: Vec<u32> = Vec::with_capacity(customers.len());
+        for (k, c) in customers.iter().enumerate() {
+            let i = uf.add(c);
+            who.push(i);
+            for r in links(k).into_iter().flatten() {
+                if !r.is_empty() {
+                    let j = uf.add(r);
+                    uf.union(i, j);
+                }
+            }
+        }
+        let n = uf.names.len();
+        let root_of: Vec<u32> = (0..n as u32).map(|i| uf.find(i)).collect();
+        Some(group_order(&who, &root_of, n))
+    }
+
     /// First and last index of the events that may use a campaign budget or
     /// an `in total` limit (None: there are none).
     fn contested_span(&self, events: &[Event]) -> Option<(usize, usize)> {
         let ir = &self.program.inner.ir;
         let tier_change = ir.events.iter().position(|e| e.name == "tier_change");
-        let shared: Vec<_> = ir
-            .rules
-            .iter()
-            .filter(|r| {
-                r.budget.is_some()
-                    || r.limits
-                        .iter()
-                        .any(|l| matches!(l, LimitIr::Times { total: true, .. }))
-            })
-            .collect();
+        let shared: Vec<_> = shared_limits(ir).collect();
         if shared.is_empty() {
             return None;
         }
@@ -1149,7 +1188,7 @@ impl Engine {
         // one hash lookup for the whole event (until a tier change)
         let entry = match self.customers.entry(id.clone()) {
             hash_map::Entry::Occupied(o) => o.into_mut(),
-            hash_map::Entry::Vacant(v) => match new_entry(&program, &self.names, &self.blank, id) {
+            hash_map::Entry::Vacant(v) => match new_entry(program, &self.names, &self.blank, id) {
                 Ok(e) => v.insert(e),
                 Err(e) => return rejected(event, e.to_string()),
             },
@@ -1244,7 +1283,7 @@ impl Engine {
                 );
             }
         }
-        refresh_view(&program, entry);
+        refresh_view(program, entry);
         let mut out = eval::run_with(
             c,
             event,
@@ -1280,7 +1319,7 @@ impl Engine {
                 .any(|e| matches!(e, Effect::SetAttribute { .. }))
         {
             // `set customer.x` effects: later events must see them
-            match view_of(&program, &entry.state) {
+            match view_of(program, &entry.state) {
                 Ok(v) => {
                     entry.view = v;
                     entry.stale = false;
@@ -1288,7 +1327,7 @@ impl Engine {
                 Err(_) => entry.stale = true,
             }
         }
-        refresh_view(&program, entry);
+        refresh_view(program, entry);
         // the evaluator reads neither, so they can be set before the
         // `tier_change` rules run
         entry.state.processed.insert(event.id.clone());
@@ -2218,6 +2257,17 @@ fn refund(
             }
         }
     }
+}
+
+/// The rules with a campaign budget or an `in total` limit: what all
+/// customers share, in event order.
+fn shared_limits(ir: &ProgramIr) -> impl Iterator<Item = &crate::ir::RuleIr> + '_ {
+    ir.rules.iter().filter(|r| {
+        r.budget.is_some()
+            || r.limits
+                .iter()
+                .any(|l| matches!(l, LimitIr::Times { total: true, .. }))
+    })
 }
 
 /// Customers as they were before a partition first changed them (None:

@@ -1,6 +1,6 @@
 //! Property tests of the engine over random event streams and programs.
 
-use loyalty_rules::{Engine, Event, Program, Snapshot};
+use loyalty_rules::{Engine, Event, Program, ReplayStats, Snapshot};
 use proptest::prelude::*;
 
 const RULES: &[&str] = &[
@@ -115,6 +115,15 @@ fn setup(p: &Program) -> Engine {
     e
 }
 
+/// Replay in input order from `setup`: the engine, each outcome as JSON,
+/// the totals.
+fn sequential(p: &Program, evs: &[Event]) -> (Engine, Vec<String>, ReplayStats) {
+    let mut seq = setup(p);
+    let mut out = Vec::new();
+    let stats = seq.replay_with(evs.to_vec(), |o| out.push(o.to_json_string()));
+    (seq, out, stats)
+}
+
 fn state_json(e: &Engine) -> String {
     serde_json::to_string(&e.snapshot()).unwrap()
 }
@@ -165,9 +174,7 @@ proptest! {
     fn parallel_equals_sequential(header in 0usize..4, rules in prop::collection::vec(any::<bool>(), RULES.len()), raw in prop::collection::vec(ev_strategy(), 2..60)) {
         let p = program(header, &rules);
         let evs = events(&p, &raw);
-        let mut seq = setup(&p);
-        let mut seq_out = Vec::new();
-        let seq_stats = seq.replay_with(evs.clone(), |o| seq_out.push(o.to_json_string()));
+        let (seq, seq_out, seq_stats) = sequential(&p, &evs);
         // (one thread: the partitioned replay's grouping by referral group
         // without parallelism)
         for threads in [1usize, 3] {
@@ -196,6 +203,40 @@ proptest! {
             prop_assert_eq!(state_json(&seq), state_json(&mapped));
             prop_assert_eq!(&par_stats, &map_stats);
         }
+    }
+
+    #[test]
+    fn replay_order_gives_input_order_results(header in 0usize..4, rules in prop::collection::vec(any::<bool>(), RULES.len()), raw in prop::collection::vec(ev_strategy(), 2..60)) {
+        let p = program(header, &rules);
+        let evs = events(&p, &raw);
+        let (seq, seq_out, seq_stats) = sequential(&p, &evs);
+        let fresh = setup(&p);
+        let customers: Vec<&str> = evs.iter().map(|e| e.customer()).collect();
+        // budgets and `in total` limits: rules 12-15
+        let shared = rules[12..16].iter().any(|&on| on);
+        let Some(order) = fresh.replay_order(&customers, |_| [None, None]) else {
+            prop_assert!(shared, "no order although nothing is shared");
+            return Ok(());
+        };
+        prop_assert!(!shared, "an order although budgets or `in total` limits are shared");
+        // a permutation, each customer's events in input order
+        let mut seen = vec![false; evs.len()];
+        for &k in &order {
+            prop_assert!(!std::mem::replace(&mut seen[k as usize], true));
+        }
+        prop_assert!(seen.iter().all(|&s| s));
+        let mut grouped = fresh;
+        let mut out: Vec<Option<String>> = vec![None; evs.len()];
+        let mut at = order.iter();
+        let stats = grouped.replay_with(order.iter().map(|&k| evs[k as usize].clone()), |o| {
+            if let Some(&k) = at.next() {
+                out[k as usize] = Some(o.to_json_string());
+            }
+        });
+        let out: Vec<String> = out.into_iter().flatten().collect();
+        prop_assert_eq!(&seq_out, &out);
+        prop_assert_eq!(state_json(&seq), state_json(&grouped));
+        prop_assert_eq!(&seq_stats, &stats);
     }
 
     #[test]
@@ -259,4 +300,56 @@ fn parallel_replay_uses_threads_when_it_can() {
     let par_out: Vec<String> = par_out.iter().map(|o| o.to_json_string()).collect();
     assert_eq!(seq_out, par_out);
     assert_eq!(state_json(&seq), state_json(&par));
+}
+
+/// `replay_order` groups a customer with whoever its events' `referred_by`
+/// names: a sign-up's referral award reaches the referrer before the
+/// referrer's later redemption, as in input order. Without the link the
+/// order differs, and so does the outcome (the test can fail).
+#[test]
+fn replay_order_follows_referral_fields() {
+    let p = Program::compile(
+        "rule \"Referral\" on signup if signup.referred_by is set award 50 points to signup.referred_by",
+    )
+    .unwrap();
+    let ev = |v: serde_json::Value| p.event_from_value(&v).unwrap();
+    let evs = [
+        ev(
+            serde_json::json!({"type": "redemption", "id": "r0", "customer": "a", "time": "2026-01-01T09:00:00Z", "reward": "pen", "points": 50}),
+        ),
+        ev(
+            serde_json::json!({"type": "signup", "id": "s1", "customer": "b", "time": "2026-01-01T10:00:00Z", "referred_by": "a"}),
+        ),
+        ev(
+            serde_json::json!({"type": "redemption", "id": "r1", "customer": "a", "time": "2026-01-01T11:00:00Z", "reward": "mug", "points": 50}),
+        ),
+    ];
+    let customers: Vec<&str> = evs.iter().map(|e| e.customer()).collect();
+    let refs = [None, Some("a"), None];
+    let run = |order: &[u32]| {
+        let mut e = Engine::new(p.clone());
+        let mut out = vec![String::new(); evs.len()];
+        let mut at = order.iter();
+        e.replay_with(order.iter().map(|&k| evs[k as usize].clone()), |o| {
+            if let Some(&k) = at.next() {
+                out[k as usize] = format!("{:?}", o.status);
+            }
+        });
+        (out, state_json(&e))
+    };
+    let input = run(&[0, 1, 2]);
+    assert_eq!(
+        input.0,
+        ["Some(Rejected)", "Some(Applied)", "Some(Applied)"]
+    );
+    let linked = Engine::new(p.clone())
+        .replay_order(&customers, |k| [refs[k], None])
+        .unwrap();
+    assert_eq!(run(&linked), input);
+    // without the link, `a`'s events run together, before `b`'s sign-up
+    let unlinked = Engine::new(p.clone())
+        .replay_order(&customers, |_| [None, None])
+        .unwrap();
+    assert_eq!(unlinked, [0, 2, 1]);
+    assert_ne!(run(&unlinked).0, input.0);
 }
