@@ -959,6 +959,9 @@ impl Texts {
 /// replay can stream them in without keeping them).
 pub struct ResultsBuilder<'a> {
     maker: RowMaker<'a>,
+    /// Points per rule, a column per rule, zeroed ahead for the rows
+    /// expected (freshly allocated zeros cost nothing until written), so
+    /// a row writes only the rules it awards, not every rule's column.
     per_rule: Vec<Vec<f64>>,
     points: Vec<f64>,
     texts: Texts,
@@ -977,7 +980,7 @@ impl<'a> ResultsBuilder<'a> {
         let index = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
         let strings = || StringBuilder::with_capacity(capacity, capacity * 8);
         ResultsBuilder {
-            per_rule: vec![Vec::with_capacity(capacity); rules.len()],
+            per_rule: rules.iter().map(|_| vec![0.0; capacity]).collect(),
             maker: RowMaker {
                 detail,
                 source,
@@ -1006,11 +1009,15 @@ impl<'a> ResultsBuilder<'a> {
 
     /// A new row of zero points per rule; its index.
     fn new_row(&mut self, points: f64) -> usize {
+        let k = self.points.len();
         self.points.push(points);
-        for v in &mut self.per_rule {
-            v.push(0.0);
+        if self.per_rule.first().is_some_and(|v| v.len() <= k) {
+            // more rows than expected (the columns all have one length)
+            for v in &mut self.per_rule {
+                v.resize((2 * k).max(1024), 0.0);
+            }
         }
-        self.points.len() - 1
+        k
     }
 
     /// Append the row of `o` straight from it (on the thread that builds
@@ -1063,6 +1070,7 @@ impl<'a> ResultsBuilder<'a> {
     }
 
     pub fn finish(mut self, times: Vec<i64>, rows: Vec<i64>) -> Result<RecordBatch, String> {
+        let n = self.points.len();
         let mut fields = vec![
             Field::new("row", DataType::Int64, false),
             Field::new("event", DataType::Utf8, false),
@@ -1091,7 +1099,8 @@ impl<'a> ResultsBuilder<'a> {
             Arc::new(self.texts.rewards.finish()),
             Arc::new(self.texts.errors.finish()),
         ];
-        for (r, vals) in self.maker.rules.iter().zip(self.per_rule) {
+        for (r, mut vals) in self.maker.rules.iter().zip(self.per_rule) {
+            vals.truncate(n);
             fields.push(Field::new(format!("points:{r}"), DataType::Float64, false));
             cols.push(Arc::new(Float64Array::from(vals)));
         }
@@ -1162,9 +1171,41 @@ pub fn states_from_batches(
 
 #[cfg(test)]
 mod tests {
-    use super::dec_f64;
+    use super::{dec_f64, ResultsBuilder};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
     use rust_decimal::prelude::ToPrimitive;
     use rust_decimal::Decimal;
+
+    #[test]
+    fn results_grow_past_the_rows_expected() {
+        let p = loyalty_rules::Program::compile(
+            "rule \"A\" on purchase award 1 point per $1\nrule \"B\" on purchase if purchase.amount > $5 award 3 points",
+        )
+        .unwrap();
+        let offs = crate::errors::Offsets::new(p.source());
+        let mut e = loyalty_rules::Engine::new(p.clone());
+        let mut rb = ResultsBuilder::new(&p, false, &offs, 1);
+        let n = 1500;
+        for i in 0..n {
+            let o = e
+                .process_json(&format!(
+                    r#"{{"type":"purchase","id":"o{i}","customer":"c","time":"2025-01-01T00:00:00Z","amount":"{}"}}"#,
+                    i % 10
+                ))
+                .unwrap();
+            rb.push(&o);
+        }
+        let b = rb.finish(vec![0; n], (0..n as i64).collect()).unwrap();
+        let col = |name: &str| -> Vec<f64> {
+            let c = b.column_by_name(name).unwrap();
+            c.as_primitive::<Float64Type>().values().to_vec()
+        };
+        let want_a: Vec<f64> = (0..n).map(|i| (i % 10) as f64).collect();
+        let want_b: Vec<f64> = (0..n).map(|i| if i % 10 > 5 { 3.0 } else { 0.0 }).collect();
+        assert_eq!(col("points:A"), want_a);
+        assert_eq!(col("points:B"), want_b);
+    }
 
     #[test]
     fn dec_f64_is_to_f64() {
