@@ -226,8 +226,8 @@ pub fn to_events(
 /// they are taken: memory holds one chunk's events (a few MB), not the
 /// table's (about 450 bytes an event with its values), and each event is
 /// used while its memory is still in the cache. A row that does not
-/// convert ends the iteration, with its error in `error` (the rows before
-/// it were all given out).
+/// convert ends the iteration, with its error in `error`: the events of
+/// the chunks before its own were given out, none of its own chunk.
 pub struct EventChunks<'a> {
     program: &'a Program,
     batches: &'a [RecordBatch],
