@@ -132,16 +132,17 @@ struct Col {
     array: ArrayRef,
 }
 
-/// Convert all rows to events, on `threads` threads, in row order; the
-/// first row is numbered `first_row` in errors.
+/// Convert all rows to events, on `threads` threads, appended to `out` in
+/// row order; the first row is numbered `first_row` in errors.
 pub fn to_events(
     program: &Program,
     batches: &[RecordBatch],
     mapping: &Mapping,
     threads: usize,
     first_row: usize,
-) -> Result<Vec<Event>, RowError> {
-    let mut out = Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum());
+    out: &mut Vec<Event>,
+) -> Result<(), RowError> {
+    out.reserve(batches.iter().map(|b| b.num_rows()).sum());
     let mut base = first_row;
     for b in batches {
         let schema = b.schema();
@@ -182,7 +183,7 @@ pub fn to_events(
             Ok(())
         };
         if threads <= 1 {
-            run(0, n, &mut out)?;
+            run(0, n, out)?;
         } else {
             let chunk = n.div_ceil(threads);
             let parts: Vec<Result<Vec<Event>, RowError>> = std::thread::scope(|s| {
@@ -218,7 +219,126 @@ pub fn to_events(
         }
         base += n;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The rows of `batches` as events, converted `chunk` rows at a time as
+/// they are taken: memory holds one chunk's events (a few MB), not the
+/// table's (about 450 bytes an event with its values), and each event is
+/// used while its memory is still in the cache. A row that does not
+/// convert ends the iteration, with its error in `error`: the events of
+/// the chunks before its own were given out, none of its own chunk.
+pub struct EventChunks<'a> {
+    program: &'a Program,
+    batches: &'a [RecordBatch],
+    mapping: &'a Mapping,
+    threads: usize,
+    chunk: usize,
+    /// the next rows to convert: batch, offset in it, row number
+    batch: usize,
+    offset: usize,
+    row: usize,
+    /// the chunk being given out, last event first (so each is popped in
+    /// row order and the vector is reused from chunk to chunk)
+    current: Vec<Event>,
+    /// Each event's time (UTC microseconds), in row order, as it is given.
+    pub times: Vec<i64>,
+    /// The first row that did not convert.
+    pub error: Option<RowError>,
+    /// Time spent converting, when measured (see `timed`).
+    pub convert_time: Option<std::time::Duration>,
+}
+
+impl<'a> EventChunks<'a> {
+    /// Conversion of a chunk runs on `threads` threads.
+    pub fn new(
+        program: &'a Program,
+        batches: &'a [RecordBatch],
+        mapping: &'a Mapping,
+        threads: usize,
+        chunk: usize,
+    ) -> EventChunks<'a> {
+        EventChunks {
+            program,
+            batches,
+            mapping,
+            threads,
+            chunk: chunk.max(1),
+            batch: 0,
+            offset: 0,
+            row: 0,
+            current: Vec::new(),
+            times: Vec::with_capacity(batches.iter().map(|b| b.num_rows()).sum()),
+            error: None,
+            convert_time: None,
+        }
+    }
+
+    /// Measure the time spent converting (in `convert_time`) if `on`.
+    pub fn timed(mut self, on: bool) -> Self {
+        self.convert_time = on.then_some(std::time::Duration::ZERO);
+        self
+    }
+
+    /// Convert the next chunk, appending its events to `out`; false at the
+    /// end, or after an error.
+    pub fn next_chunk(&mut self, out: &mut Vec<Event>) -> bool {
+        while self.error.is_none() {
+            let Some(b) = self.batches.get(self.batch) else {
+                return false;
+            };
+            if self.offset >= b.num_rows() {
+                self.batch += 1;
+                self.offset = 0;
+                continue;
+            }
+            let len = self.chunk.min(b.num_rows() - self.offset);
+            let part = [b.slice(self.offset, len)];
+            self.offset += len;
+            let start = out.len();
+            let t = self.convert_time.map(|_| std::time::Instant::now());
+            let r = to_events(
+                self.program,
+                &part,
+                self.mapping,
+                self.threads,
+                self.row,
+                out,
+            );
+            if let (Some(d), Some(t)) = (&mut self.convert_time, t) {
+                *d += t.elapsed();
+            }
+            match r {
+                Ok(()) => {
+                    self.row += len;
+                    self.times
+                        .extend(out[start..].iter().map(|e| e.time().timestamp_micros()));
+                    return true;
+                }
+                Err(e) => self.error = Some(e),
+            }
+        }
+        false
+    }
+}
+
+impl Iterator for EventChunks<'_> {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        if self.current.is_empty() {
+            let mut v = std::mem::take(&mut self.current);
+            if !self.next_chunk(&mut v) {
+                // (a failed chunk's rows before the bad one are not given)
+                v.clear();
+                self.current = v;
+                return None;
+            }
+            v.reverse();
+            self.current = v;
+        }
+        self.current.pop()
+    }
 }
 
 /// Typed access to one column's values, decoded once per batch.
@@ -702,10 +822,16 @@ impl RowMaker<'_> {
         self.index.get(&**rule).copied()
     }
 
-    /// What the table keeps of `o` (on any thread: see `push_row`).
-    pub fn row(&self, o: &Outcome) -> Row {
-        let mut per_rule: Vec<(u32, f64)> = Vec::new();
-        let mut rewards: Option<String> = None;
+    /// Walk `o`'s effects: `award(rule index, points)` for each award of
+    /// the spendable kind, and the rewards' names added to `rewards`
+    /// (`; ` between). Returns whether there was a reward.
+    fn effects(
+        &self,
+        o: &Outcome,
+        mut award: impl FnMut(usize, f64),
+        rewards: &mut String,
+    ) -> bool {
+        let mut any = false;
         for e in &o.effects {
             match e {
                 Effect::Award {
@@ -715,31 +841,35 @@ impl RowMaker<'_> {
                     rule, kind, points, ..
                 } if &**kind == "points" => {
                     if let Some(r) = self.rule_index(rule) {
-                        let p = dec_f64(points);
-                        match per_rule.iter_mut().find(|(x, _)| *x as usize == r) {
-                            Some((_, q)) => *q += p,
-                            None => per_rule.push((r as u32, p)),
-                        }
+                        award(r, dec_f64(points));
                     }
                 }
                 Effect::Reward { reward, .. } => {
-                    let t = rewards.get_or_insert_with(String::new);
-                    if !t.is_empty() {
-                        t.push_str("; ");
+                    any = true;
+                    if !rewards.is_empty() {
+                        rewards.push_str("; ");
                     }
-                    t.push_str(reward);
+                    rewards.push_str(reward);
                 }
                 _ => {}
             }
         }
-        let errors = (!o.errors.is_empty()).then(|| {
+        any
+    }
+
+    fn errors(o: &Outcome) -> Option<String> {
+        (!o.errors.is_empty()).then(|| {
             o.errors
                 .iter()
                 .map(|e| format!("{}: {}", e.rule, e.message))
                 .collect::<Vec<_>>()
                 .join("; ")
-        });
-        let outcome = self.detail.then(|| {
+        })
+    }
+
+    /// The whole outcome as JSON text (`detail` only).
+    fn outcome(&self, o: &Outcome) -> Option<String> {
+        self.detail.then(|| {
             let mut v = serde_json::to_value(o).unwrap_or(Json::Null);
             if let Some(Json::Array(ex)) = v.get_mut("explanation") {
                 for x in ex {
@@ -747,22 +877,79 @@ impl RowMaker<'_> {
                 }
             }
             v.to_string()
-        });
+        })
+    }
+
+    fn status(o: &Outcome) -> Option<&'static str> {
+        o.status.map(|s| match s {
+            loyalty_rules::Status::Applied => "applied",
+            loyalty_rules::Status::Duplicate => "duplicate",
+            loyalty_rules::Status::Rejected => "rejected",
+        })
+    }
+
+    /// What the table keeps of `o` (on any thread: see `push_row`).
+    pub fn row(&self, o: &Outcome) -> Row {
+        let mut per_rule: Vec<(u32, f64)> = Vec::new();
+        let mut rewards = String::new();
+        let any = self.effects(
+            o,
+            |r, p| match per_rule.iter_mut().find(|(x, _)| *x as usize == r) {
+                Some((_, q)) => *q += p,
+                None => per_rule.push((r as u32, p)),
+            },
+            &mut rewards,
+        );
         Row {
             points: dec_f64(&o.points),
             event: o.event.clone(),
             customer: o.customer.clone(),
             event_type: o.event_type.clone(),
-            status: o.status.map(|s| match s {
-                loyalty_rules::Status::Applied => "applied",
-                loyalty_rules::Status::Duplicate => "duplicate",
-                loyalty_rules::Status::Rejected => "rejected",
-            }),
+            status: Self::status(o),
             reason: o.reason.clone(),
-            errors,
+            errors: Self::errors(o),
             per_rule,
-            rewards,
-            outcome,
+            rewards: any.then_some(rewards),
+            outcome: self.outcome(o),
+        }
+    }
+}
+
+/// The text columns of a results table.
+struct Texts {
+    event: StringBuilder,
+    customer: StringBuilder,
+    ety: StringBuilder,
+    status: StringBuilder,
+    reason: StringBuilder,
+    errors: StringBuilder,
+    rewards: StringBuilder,
+    outcome: StringBuilder,
+}
+
+/// One row's text.
+struct RowText<'r> {
+    event: &'r str,
+    customer: &'r str,
+    event_type: &'r str,
+    status: Option<&'static str>,
+    reason: Option<&'r str>,
+    errors: Option<&'r str>,
+    rewards: Option<&'r str>,
+    outcome: Option<&'r str>,
+}
+
+impl Texts {
+    fn push(&mut self, t: RowText<'_>) {
+        self.event.append_value(t.event);
+        self.customer.append_value(t.customer);
+        self.ety.append_value(t.event_type);
+        self.status.append_option(t.status);
+        self.reason.append_option(t.reason);
+        self.errors.append_option(t.errors);
+        self.rewards.append_option(t.rewards);
+        if let Some(t) = t.outcome {
+            self.outcome.append_value(t);
         }
     }
 }
@@ -772,16 +959,14 @@ impl RowMaker<'_> {
 /// replay can stream them in without keeping them).
 pub struct ResultsBuilder<'a> {
     maker: RowMaker<'a>,
+    /// Points per rule, a column per rule, zeroed ahead for the rows
+    /// expected (freshly allocated zeros cost nothing until written), so
+    /// a row writes only the rules it awards, not every rule's column.
     per_rule: Vec<Vec<f64>>,
     points: Vec<f64>,
-    event: StringBuilder,
-    customer: StringBuilder,
-    ety: StringBuilder,
-    status: StringBuilder,
-    reason: StringBuilder,
-    errors: StringBuilder,
-    rewards: StringBuilder,
-    outcome: StringBuilder,
+    texts: Texts,
+    /// the rewards text of the outcome being added (reused)
+    rewards: String,
 }
 
 impl<'a> ResultsBuilder<'a> {
@@ -795,7 +980,7 @@ impl<'a> ResultsBuilder<'a> {
         let index = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
         let strings = || StringBuilder::with_capacity(capacity, capacity * 8);
         ResultsBuilder {
-            per_rule: vec![Vec::with_capacity(capacity); rules.len()],
+            per_rule: rules.iter().map(|_| vec![0.0; capacity]).collect(),
             maker: RowMaker {
                 detail,
                 source,
@@ -803,14 +988,17 @@ impl<'a> ResultsBuilder<'a> {
                 index,
             },
             points: Vec::with_capacity(capacity),
-            event: strings(),
-            customer: strings(),
-            ety: strings(),
-            status: strings(),
-            reason: StringBuilder::new(),
-            errors: StringBuilder::new(),
-            rewards: StringBuilder::new(),
-            outcome: StringBuilder::new(),
+            texts: Texts {
+                event: strings(),
+                customer: strings(),
+                ety: strings(),
+                status: strings(),
+                reason: StringBuilder::new(),
+                errors: StringBuilder::new(),
+                rewards: StringBuilder::new(),
+                outcome: StringBuilder::new(),
+            },
+            rewards: String::new(),
         }
     }
 
@@ -819,36 +1007,70 @@ impl<'a> ResultsBuilder<'a> {
         &self.maker
     }
 
+    /// A new row of zero points per rule; its index.
+    fn new_row(&mut self, points: f64) -> usize {
+        let k = self.points.len();
+        self.points.push(points);
+        if self.per_rule.first().is_some_and(|v| v.len() <= k) {
+            // more rows than expected (the columns all have one length)
+            for v in &mut self.per_rule {
+                v.resize((2 * k).max(1024), 0.0);
+            }
+        }
+        k
+    }
+
+    /// Append the row of `o` straight from it (on the thread that builds
+    /// the table: no `Row` is made, so nothing is allocated or shared).
     pub fn push(&mut self, o: &Outcome) {
-        let r = self.maker.row(o);
-        self.push_row(r);
+        let k = self.new_row(dec_f64(&o.points));
+        let per_rule = &mut self.per_rule;
+        self.rewards.clear();
+        let any = self.maker.effects(
+            o,
+            |r, p| {
+                if let Some(v) = per_rule.get_mut(r) {
+                    v[k] += p;
+                }
+            },
+            &mut self.rewards,
+        );
+        let errors = RowMaker::errors(o);
+        let outcome = self.maker.outcome(o);
+        self.texts.push(RowText {
+            event: &o.event,
+            customer: &o.customer,
+            event_type: &o.event_type,
+            status: RowMaker::status(o),
+            reason: o.reason.as_deref(),
+            errors: errors.as_deref(),
+            rewards: any.then_some(self.rewards.as_str()),
+            outcome: outcome.as_deref(),
+        });
     }
 
     /// Append a row made by `row` (rows must come in input order).
     pub fn push_row(&mut self, r: Row) {
-        self.points.push(r.points);
-        self.event.append_value(&*r.event);
-        self.customer.append_value(&*r.customer);
-        self.ety.append_value(&*r.event_type);
-        self.status.append_option(r.status);
-        self.reason.append_option(r.reason.as_deref());
-        self.errors.append_option(r.errors.as_deref());
-        for v in &mut self.per_rule {
-            v.push(0.0);
-        }
-        let k = self.points.len() - 1;
+        let k = self.new_row(r.points);
         for (rule, p) in r.per_rule {
             if let Some(v) = self.per_rule.get_mut(rule as usize) {
                 v[k] += p;
             }
         }
-        self.rewards.append_option(r.rewards.as_deref());
-        if let Some(t) = r.outcome {
-            self.outcome.append_value(t);
-        }
+        self.texts.push(RowText {
+            event: &r.event,
+            customer: &r.customer,
+            event_type: &r.event_type,
+            status: r.status,
+            reason: r.reason.as_deref(),
+            errors: r.errors.as_deref(),
+            rewards: r.rewards.as_deref(),
+            outcome: r.outcome.as_deref(),
+        });
     }
 
     pub fn finish(mut self, times: Vec<i64>, rows: Vec<i64>) -> Result<RecordBatch, String> {
+        let n = self.points.len();
         let mut fields = vec![
             Field::new("row", DataType::Int64, false),
             Field::new("event", DataType::Utf8, false),
@@ -867,23 +1089,24 @@ impl<'a> ResultsBuilder<'a> {
         ];
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(rows)),
-            Arc::new(self.event.finish()),
-            Arc::new(self.customer.finish()),
-            Arc::new(self.ety.finish()),
+            Arc::new(self.texts.event.finish()),
+            Arc::new(self.texts.customer.finish()),
+            Arc::new(self.texts.ety.finish()),
             Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
-            Arc::new(self.status.finish()),
-            Arc::new(self.reason.finish()),
+            Arc::new(self.texts.status.finish()),
+            Arc::new(self.texts.reason.finish()),
             Arc::new(Float64Array::from(self.points)),
-            Arc::new(self.rewards.finish()),
-            Arc::new(self.errors.finish()),
+            Arc::new(self.texts.rewards.finish()),
+            Arc::new(self.texts.errors.finish()),
         ];
-        for (r, vals) in self.maker.rules.iter().zip(self.per_rule) {
+        for (r, mut vals) in self.maker.rules.iter().zip(self.per_rule) {
+            vals.truncate(n);
             fields.push(Field::new(format!("points:{r}"), DataType::Float64, false));
             cols.push(Arc::new(Float64Array::from(vals)));
         }
         if self.maker.detail {
             fields.push(Field::new("outcome", DataType::Utf8, false));
-            cols.push(Arc::new(self.outcome.finish()));
+            cols.push(Arc::new(self.texts.outcome.finish()));
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| e.to_string())
     }
@@ -892,25 +1115,33 @@ impl<'a> ResultsBuilder<'a> {
 /// A decimal as the nearest f64.
 pub fn dec_f64(d: &rust_decimal::Decimal) -> f64 {
     use rust_decimal::prelude::ToPrimitive;
+    if d.scale() == 0 {
+        // an integer (most points are): the same value `to_f64` gives (its
+        // i128 -> f64 rounds as i64 -> f64 does), without the software
+        // 128-bit conversion
+        if let Ok(m) = i64::try_from(d.mantissa()) {
+            return m as f64;
+        }
+    }
     d.to_f64().unwrap_or(f64::NAN)
 }
 
 /// Customer states as a batch: `customer` (utf8), `state` (utf8, JSON).
-pub fn states_batch(states: &[loyalty_rules::CustomerState]) -> Result<RecordBatch, String> {
+pub fn states_batch(states: &[&loyalty_rules::CustomerState]) -> Result<RecordBatch, String> {
     let ids: Vec<&str> = states.iter().map(|s| s.id.as_str()).collect();
-    let js: Vec<String> = states
-        .iter()
-        .map(|s| serde_json::to_string(s).unwrap_or_default())
-        .collect();
+    let mut js = StringBuilder::with_capacity(states.len(), states.len() * 256);
+    let mut text = Vec::new();
+    for s in states {
+        text.clear();
+        serde_json::to_writer(&mut text, s).map_err(|e| e.to_string())?;
+        js.append_value(std::str::from_utf8(&text).map_err(|e| e.to_string())?);
+    }
     RecordBatch::try_new(
         Arc::new(Schema::new(vec![
             Field::new("customer", DataType::Utf8, false),
             Field::new("state", DataType::Utf8, false),
         ])),
-        vec![
-            Arc::new(StringArray::from(ids)),
-            Arc::new(StringArray::from(js)),
-        ],
+        vec![Arc::new(StringArray::from(ids)), Arc::new(js.finish())],
     )
     .map_err(|e| e.to_string())
 }
@@ -936,4 +1167,68 @@ pub fn states_from_batches(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{dec_f64, ResultsBuilder};
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    use rust_decimal::prelude::ToPrimitive;
+    use rust_decimal::Decimal;
+
+    #[test]
+    fn results_grow_past_the_rows_expected() {
+        let p = loyalty_rules::Program::compile(
+            "rule \"A\" on purchase award 1 point per $1\nrule \"B\" on purchase if purchase.amount > $5 award 3 points",
+        )
+        .unwrap();
+        let offs = crate::errors::Offsets::new(p.source());
+        let mut e = loyalty_rules::Engine::new(p.clone());
+        let mut rb = ResultsBuilder::new(&p, false, &offs, 1);
+        let n = 1500;
+        for i in 0..n {
+            let o = e
+                .process_json(&format!(
+                    r#"{{"type":"purchase","id":"o{i}","customer":"c","time":"2025-01-01T00:00:00Z","amount":"{}"}}"#,
+                    i % 10
+                ))
+                .unwrap();
+            rb.push(&o);
+        }
+        let b = rb.finish(vec![0; n], (0..n as i64).collect()).unwrap();
+        let col = |name: &str| -> Vec<f64> {
+            let c = b.column_by_name(name).unwrap();
+            c.as_primitive::<Float64Type>().values().to_vec()
+        };
+        let want_a: Vec<f64> = (0..n).map(|i| (i % 10) as f64).collect();
+        let want_b: Vec<f64> = (0..n).map(|i| if i % 10 > 5 { 3.0 } else { 0.0 }).collect();
+        assert_eq!(col("points:A"), want_a);
+        assert_eq!(col("points:B"), want_b);
+    }
+
+    #[test]
+    fn dec_f64_is_to_f64() {
+        let mut cases: Vec<Decimal> = [
+            "0",
+            "-0",
+            "25",
+            "-7",
+            "59529117",
+            "9007199254740993",
+            "-9223372036854775808",
+            "9223372036854775808",
+            "79228162514264337593543950335",
+            "12.50",
+            "0.1",
+            "-3.333",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        cases.extend((0..64).map(|b| Decimal::from_i128_with_scale((1i128 << b) + 1, 0)));
+        for d in cases {
+            assert_eq!(dec_f64(&d).to_bits(), d.to_f64().unwrap().to_bits(), "{d}");
+        }
+    }
 }

@@ -17,7 +17,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use loyalty_rules::{Customer, Engine, Event, Outcome, Program, ReplayStats};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
@@ -69,6 +70,76 @@ impl Hasher for FxHasher {
 }
 
 type FastHash = BuildHasherDefault<FxHasher>;
+
+/// Phase timings of the table calls, printed to stderr when the
+/// environment variable `LOYALTY_RULES_TIMINGS` is set (read once per
+/// process): where a replay's time goes, without a profiler.
+struct Phases {
+    what: &'static str,
+    /// None: timings off (no clock is read)
+    last: Option<Instant>,
+    parts: Vec<(&'static str, Duration)>,
+}
+
+impl Phases {
+    fn new(what: &'static str) -> Phases {
+        static ON: OnceLock<bool> = OnceLock::new();
+        let on = *ON.get_or_init(|| std::env::var_os("LOYALTY_RULES_TIMINGS").is_some());
+        Phases {
+            what,
+            last: on.then(Instant::now),
+            parts: Vec::new(),
+        }
+    }
+
+    fn on(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// The time since the last lap, as `name`.
+    fn lap(&mut self, name: &'static str) {
+        if let Some(t) = self.last {
+            let now = Instant::now();
+            self.add(name, now - t);
+            self.last = Some(now);
+        }
+    }
+
+    /// Add `d` to `name` (time measured by the caller).
+    fn add(&mut self, name: &'static str, d: Duration) {
+        match self.parts.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, x)) => *x += d,
+            None => self.parts.push((name, d)),
+        }
+    }
+}
+
+impl Drop for Phases {
+    fn drop(&mut self) {
+        if self.on() {
+            let parts: Vec<String> = self
+                .parts
+                .iter()
+                .map(|(n, d)| format!("{n} {:.3}s", d.as_secs_f64()))
+                .collect();
+            eprintln!("[loyalty_rules] {}: {}", self.what, parts.join(", "));
+        }
+    }
+}
+
+/// Rows converted at a time by the streaming one-thread table replay:
+/// a few MB of events, which stay in the cache until they are replayed.
+/// `LOYALTY_RULES_CHUNK` overrides it (for measuring; 0: convert all rows
+/// first, as with an engine that has customers).
+fn replay_chunk() -> usize {
+    static CHUNK: OnceLock<usize> = OnceLock::new();
+    *CHUNK.get_or_init(|| {
+        std::env::var("LOYALTY_RULES_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(8192)
+    })
+}
 
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -294,48 +365,43 @@ impl PyProgram {
                     Ok(out)
                 };
                 let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, total);
-                let mut times: Vec<i64> = Vec::with_capacity(total);
-                let mut first_row = 0usize;
-                for batch in &batches {
-                    let mut offset = 0;
-                    while offset < batch.num_rows() {
-                        let len = CHUNK.min(batch.num_rows() - offset);
-                        let part = [batch.slice(offset, len)];
-                        let events = arrow_io::to_events(program, &part, &map, threads, first_row)?;
-                        let n = events.len();
-                        let parts: Vec<Result<Vec<Outcome>, loyalty_rules::Error>> = if threads <= 1
-                            || n < 8192
-                        {
-                            vec![eval(&events, &mut caches[0])]
-                        } else {
-                            let eval = &eval;
-                            std::thread::scope(|s| {
-                                let hs: Vec<_> = events
-                                    .chunks(n.div_ceil(threads))
-                                    .zip(caches.iter_mut())
-                                    .map(|(c, local)| s.spawn(move || eval(c, local)))
-                                    .collect();
-                                hs.into_iter()
-                                    .map(|h| {
-                                        h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-                                    })
-                                    .collect()
-                            })
-                        };
-                        for p in parts {
-                            let outs = p.map_err(|e| RowError {
-                                row: 0,
-                                kind: RowErrorKind::Core(e),
-                            })?;
-                            for o in &outs {
-                                rb.push(o);
-                            }
+                let mut chunks =
+                    arrow_io::EventChunks::new(program, &batches, &map, threads, CHUNK);
+                let mut events: Vec<Event> = Vec::new();
+                while chunks.next_chunk(&mut events) {
+                    let n = events.len();
+                    let parts: Vec<Result<Vec<Outcome>, loyalty_rules::Error>> = if threads <= 1
+                        || n < 8192
+                    {
+                        vec![eval(&events, &mut caches[0])]
+                    } else {
+                        let eval = &eval;
+                        std::thread::scope(|s| {
+                            let hs: Vec<_> = events
+                                .chunks(n.div_ceil(threads))
+                                .zip(caches.iter_mut())
+                                .map(|(c, local)| s.spawn(move || eval(c, local)))
+                                .collect();
+                            hs.into_iter()
+                                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                                .collect()
+                        })
+                    };
+                    for p in parts {
+                        let outs = p.map_err(|e| RowError {
+                            row: 0,
+                            kind: RowErrorKind::Core(e),
+                        })?;
+                        for o in &outs {
+                            rb.push(o);
                         }
-                        times.extend(events.iter().map(|e| e.time().timestamp_micros()));
-                        first_row += len;
-                        offset += len;
                     }
+                    events.clear();
                 }
+                if let Some(e) = chunks.error {
+                    return Err(e);
+                }
+                let times = chunks.times;
                 let rows: Vec<i64> = (0..times.len() as i64).collect();
                 let b = rb.finish(times, rows).map_err(|m| RowError {
                     row: 0,
@@ -367,12 +433,37 @@ impl PyProgram {
 /// The stateful engine: customers' balances, history, limits, tiers.
 #[pyclass(frozen, module = "loyalty_rules._native", name = "Engine")]
 pub struct PyEngine {
-    inner: Mutex<Engine>,
+    inner: Mutex<Held>,
     program: Program,
     offsets: Arc<Offsets>,
 }
 
-fn lock(m: &Mutex<Engine>) -> PyResult<MutexGuard<'_, Engine>> {
+/// The engine behind a `PyEngine`'s lock, and whether it is known to have
+/// no customers. Every mutable use goes through `DerefMut`, which clears
+/// `empty`, so the flag can only err on the safe side (false when the
+/// engine may have none); `replay_table` streams rows on one thread only
+/// while it holds, since restoring such an engine after a bad row is cheap.
+struct Held {
+    engine: Engine,
+    /// Made without customers, not changed since (or restored to that).
+    empty: bool,
+}
+
+impl std::ops::Deref for Held {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl std::ops::DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut Engine {
+        self.empty = false;
+        &mut self.engine
+    }
+}
+
+fn lock(m: &Mutex<Held>) -> PyResult<MutexGuard<'_, Held>> {
     m.lock()
         .map_err(|_| PyRuntimeError::new_err("engine unusable after an internal error"))
 }
@@ -399,17 +490,20 @@ impl PyEngine {
         snapshot: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let p = program.program.clone();
-        let engine = match snapshot {
+        let (engine, empty) = match snapshot {
             Some(s) if !s.is_none() => {
                 let snap = snapshot_of(py, s)?;
+                let empty = snap.customers.is_empty();
                 let p2 = p.clone();
-                py.detach(move || guard(|| Engine::from_snapshot(p2, snap)))?
-                    .map_err(|e| errors::to_pyerr(py, &e, None))?
+                let e = py
+                    .detach(move || guard(|| Engine::from_snapshot(p2, snap)))?
+                    .map_err(|e| errors::to_pyerr(py, &e, None))?;
+                (e, empty)
             }
-            _ => Engine::new(p.clone()),
+            _ => (Engine::new(p.clone()), true),
         };
         Ok(PyEngine {
-            inner: Mutex::new(engine),
+            inner: Mutex::new(Held { engine, empty }),
             program: p,
             offsets: program.offsets.clone(),
         })
@@ -527,31 +621,85 @@ impl PyEngine {
         threads: Option<usize>,
         detail: bool,
     ) -> PyResult<(ArrowStream, Bound<'py, PyAny>)> {
+        let mut ph = Phases::new("replay_table");
         let map = mapping(columns, event_type)?;
         let (batches, _schema) = arrow_io::import_stream(data)?;
+        ph.lap("import");
         let threads = threads.unwrap_or_else(default_threads).max(1);
         let program = &self.program;
         let offs = &self.offsets;
         let inner = &self.inner;
         let r = py.detach(|| {
             guard(|| -> Result<Result<_, RowError>, String> {
-                let events = match arrow_io::to_events(program, &batches, &map, threads, 0) {
-                    Ok(e) => e,
-                    Err(e) => return Ok(Err(e)),
-                };
-                drop(batches);
-                let times: Vec<i64> = events.iter().map(|e| e.time().timestamp_micros()).collect();
-                let n = events.len();
-                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, n);
-                let stats = {
-                    let mut eng = inner
-                        .lock()
-                        .map_err(|_| "engine unusable after an internal error")?;
-                    if threads <= 1 {
+                let mut held = inner
+                    .lock()
+                    .map_err(|_| "engine unusable after an internal error")?;
+                let total: usize = batches.iter().map(|b| b.num_rows()).sum();
+                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, total);
+                // (`LOYALTY_RULES_CHUNK=0` converts all rows first here
+                // too, to measure one way against the other)
+                let (stats, times) = if threads <= 1 && held.empty && replay_chunk() > 0 {
+                    // One thread, an engine without customers: rows are
+                    // converted a chunk at a time as the replay reaches
+                    // them, each row's result made as its event is
+                    // replayed (memory holds one chunk's events, not the
+                    // table's, and they are still in the cache when used).
+                    // A row that does not convert is found only when its
+                    // chunk is reached, after the rows before it were
+                    // applied; as when all rows were converted first, the
+                    // call must then fail leaving the engine unchanged, so
+                    // it is restored from a snapshot taken before. Without
+                    // customers that snapshot is only the clock and the
+                    // campaign counters; an engine with customers (where
+                    // it would copy every state on every call) converts
+                    // all rows first instead, below.
+                    let backup = held.engine.snapshot();
+                    let timed = ph.on();
+                    let mut events =
+                        arrow_io::EventChunks::new(program, &batches, &map, 1, replay_chunk())
+                            .timed(timed);
+                    let mut rows_t = Duration::ZERO;
+                    let stats = held.replay_with(&mut events, |o| {
+                        if timed {
+                            let t = Instant::now();
+                            rb.push(o);
+                            rows_t += t.elapsed();
+                        } else {
+                            rb.push(o)
+                        }
+                    });
+                    ph.lap("convert+replay+rows");
+                    ph.add(
+                        "(of which convert)",
+                        events.convert_time.unwrap_or_default(),
+                    );
+                    ph.add("(of which rows)", rows_t);
+                    if let Some(e) = events.error {
+                        held.engine = Engine::from_snapshot(program.clone(), backup)
+                            .map_err(|e| format!("restoring the engine: {e}"))?;
+                        held.empty = true;
+                        return Ok(Err(e));
+                    }
+                    (stats, events.times)
+                } else {
+                    // Every row converted before any is applied: a bad row
+                    // fails the call with the engine unchanged.
+                    let mut events = Vec::new();
+                    if let Err(e) =
+                        arrow_io::to_events(program, &batches, &map, threads, 0, &mut events)
+                    {
+                        return Ok(Err(e));
+                    }
+                    ph.lap("convert");
+                    let times: Vec<i64> =
+                        events.iter().map(|e| e.time().timestamp_micros()).collect();
+                    let stats = if threads <= 1 {
                         // in row order, each row made as its event is
                         // replayed: measured no slower here than the grouped
                         // replay plus a second pass over the rows
-                        eng.replay_with(events, |o| rb.push(o))
+                        let s = held.replay_with(events, |o| rb.push(o));
+                        ph.lap("replay+rows");
+                        s
                     } else {
                         // partitioned (each referral group's events together,
                         // which keeps their states in the cache); each
@@ -559,24 +707,31 @@ impl PyEngine {
                         // so no outcome is kept to the end
                         let (rows, stats) = {
                             let mk = rb.maker();
-                            eng.replay_parallel_map(events, threads, |o| mk.row(o))
+                            held.replay_parallel_map(events, threads, |o| mk.row(o))
                         };
+                        ph.lap("replay+rows");
                         for r in rows {
                             rb.push_row(r);
                         }
+                        ph.lap("push rows");
                         stats
-                    }
+                    };
+                    (stats, times)
                 };
-                let rows: Vec<i64> = (0..n as i64).collect();
+                drop(held);
+                let rows: Vec<i64> = (0..total as i64).collect();
                 let b = rb.finish(times, rows)?;
+                ph.lap("finish table");
                 Ok(Ok((b, stats)))
             })
         })?;
-        match r {
+        let r = match r {
             Ok(Ok((b, stats))) => Ok((arrow_io::export(b), stats_py(py, &stats)?)),
             Ok(Err(e)) => Err(row_error(py, e)),
             Err(m) => Err(PyRuntimeError::new_err(m)),
-        }
+        };
+        ph.lap("export");
+        r
     }
 
     /// Everything, as a dict (customers sorted by id).
@@ -589,9 +744,22 @@ impl PyEngine {
 
     /// Customer states as an Arrow stream: `customer`, `state` (JSON text).
     fn states_table(&self, py: Python<'_>) -> PyResult<ArrowStream> {
+        let mut ph = Phases::new("states_table");
         let b = py
-            .detach(|| lock(&self.inner).map(|e| arrow_io::states_batch(&e.snapshot().customers)))?
+            .detach(|| {
+                lock(&self.inner).map(|e| {
+                    // the states themselves, in id order (as a snapshot
+                    // lists them), without copying them into a snapshot
+                    let states: Vec<_> = e
+                        .customer_ids()
+                        .into_iter()
+                        .filter_map(|id| e.customer(id))
+                        .collect();
+                    arrow_io::states_batch(&states)
+                })
+            })?
             .map_err(PyRuntimeError::new_err)?;
+        ph.lap("states+json");
         Ok(arrow_io::export(b))
     }
 
@@ -628,7 +796,7 @@ impl PyEngine {
                     by_id.insert(s.id.clone(), s);
                 }
                 snap.customers = by_id.into_values().collect();
-                Engine::from_snapshot(program, snap).map(|e| *eng = e)
+                Engine::from_snapshot(program, snap).map(|e| **eng = e)
             })
         })?;
         r.map_err(|e| errors::to_pyerr(py, &e, None))?;

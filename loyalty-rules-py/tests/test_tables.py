@@ -217,6 +217,55 @@ def test_evaluate_table_in_chunks_keeps_row_order_and_numbers() -> None:
     assert ei.value.row == 69_000 and ei.value.field == "amount"
 
 
+def test_replay_streams_in_chunks_and_a_bad_row_changes_nothing() -> None:
+    """On one thread, a fresh engine replays a table a chunk of rows at a
+    time (8,192): the results are those of converting every row first (an
+    engine with customers does that, and so does the parallel replay), and
+    a bad row after the first chunks still fails the call with the engine
+    as it was (its clock too)."""
+    program = lr.compile('rule "Base" on purchase award 1 point per $1\nrule "Big" on purchase if purchase.amount > $250 award 7 points')
+    n = 20_001
+    amounts = [f"{i % 300}.{i % 100:02d}" for i in range(n)]
+    t = pa.table(
+        {
+            "id": [f"o{i % 19_000}" for i in range(n)],  # the last rows are duplicates
+            "customer": [f"c{i % 19_000 % 997}" for i in range(n)],
+            "time": pa.array([1_767_225_600_000_000 + i for i in range(n)], pa.timestamp("us", "UTC")),
+            "amount": amounts,
+        }
+    )
+    reader = pa.RecordBatchReader.from_batches(t.schema, t.to_batches(max_chunksize=7_000))
+    streamed = lr.replay(program, reader, event_type="purchase", threads=1)
+    assert streamed.table.column("row").to_pylist() == list(range(n))
+    assert streamed.stats.duplicates == n - 19_000
+    for threads in (1, 2):
+        # an engine with a customer already converts all rows first
+        e = lr.Engine(program)
+        e.set_customer({"id": "someone else"})
+        r = e.replay(t, event_type="purchase", threads=threads)
+        assert r.table.drop_columns(["time"]).equals(streamed.table.drop_columns(["time"]))
+        assert r.table.column("time").equals(streamed.table.column("time"))
+        assert r.cost_per_rule() == streamed.cost_per_rule()
+        got = {c: s for c, s in zip(*r.states_table().to_pydict().values()) if c != "someone else"}
+        assert got == dict(zip(*streamed.states_table().to_pydict().values()))
+
+    bad = t.set_column(3, "amount", pa.array(amounts[:19_500] + ["lots"] + amounts[19_501:]))
+    clocked = lr.Engine(program)
+    clocked.advance_to("2025-06-01T00:00:00Z")
+    for eng in (lr.Engine(program), lr.Engine(program, clocked.snapshot()), e):
+        before = eng.snapshot()
+        with pytest.raises(lr.EventError) as ei:
+            eng.replay(bad, event_type="purchase", threads=1)
+        assert ei.value.row == 19_500 and ei.value.field == "amount"
+        assert eng.snapshot() == before
+    # and the engine restored after the failure replays as a new one
+    again = lr.Engine(program)
+    with pytest.raises(lr.EventError):
+        again.replay(bad, event_type="purchase", threads=1)
+    r = again.replay(t, event_type="purchase", threads=1)
+    assert r.table.equals(streamed.table) and r.cost_per_rule() == streamed.cost_per_rule()
+
+
 def test_partition_shape_round_trip(program: lr.Program, expected: list[lr.Outcome]) -> None:
     """Two partitions in sequence (as a distributed job over time slices
     would do) give the same final states as one run."""
