@@ -25,7 +25,7 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
-use loyalty_rules::{Effect, Event, EventBuilder, Outcome, Program};
+use loyalty_rules::{Effect, Engine, Event, EventBuilder, Outcome, Program};
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 use rust_decimal::Decimal;
@@ -229,6 +229,9 @@ pub fn to_events(
 /// convert ends the iteration, with its error in `error`: the events of
 /// the chunks before its own were given out, none of its own chunk.
 pub struct EventChunks<'a> {
+    /// Rows taken in this order (positions in `ordered`, all batches in
+    /// one), instead of row order: see `in_order`.
+    order: Option<(RecordBatch, Vec<u32>)>,
     program: &'a Program,
     batches: &'a [RecordBatch],
     mapping: &'a Mapping,
@@ -259,6 +262,7 @@ impl<'a> EventChunks<'a> {
         chunk: usize,
     ) -> EventChunks<'a> {
         EventChunks {
+            order: None,
             program,
             batches,
             mapping,
@@ -280,9 +284,58 @@ impl<'a> EventChunks<'a> {
         self
     }
 
+    /// Take the rows of `whole` (the table's batches as one) in `order`
+    /// (row numbers), a chunk at a time; `times` are then in that order,
+    /// and an error's row is its position in that order.
+    pub fn in_order(mut self, whole: RecordBatch, order: Vec<u32>) -> Self {
+        self.order = Some((whole, order));
+        self
+    }
+
     /// Convert the next chunk, appending its events to `out`; false at the
     /// end, or after an error.
     pub fn next_chunk(&mut self, out: &mut Vec<Event>) -> bool {
+        if let Some((whole, order)) = &self.order {
+            if self.error.is_some() || self.row >= order.len() {
+                return false;
+            }
+            let len = self.chunk.min(order.len() - self.row);
+            let idx = arrow_array::UInt32Array::from(order[self.row..self.row + len].to_vec());
+            let start = out.len();
+            let t = self.convert_time.map(|_| std::time::Instant::now());
+            let r = match arrow_select::take::take_record_batch(whole, &idx) {
+                Ok(part) => to_events(
+                    self.program,
+                    &[part],
+                    self.mapping,
+                    self.threads,
+                    self.row,
+                    out,
+                ),
+                Err(e) => Err(RowError {
+                    row: self.row,
+                    kind: RowErrorKind::Column {
+                        field: String::new(),
+                        message: format!("taking rows: {e}"),
+                    },
+                }),
+            };
+            if let (Some(d), Some(t)) = (&mut self.convert_time, t) {
+                *d += t.elapsed();
+            }
+            return match r {
+                Ok(()) => {
+                    self.row += len;
+                    self.times
+                        .extend(out[start..].iter().map(|e| e.time().timestamp_micros()));
+                    true
+                }
+                Err(e) => {
+                    self.error = Some(e);
+                    false
+                }
+            };
+        }
         while self.error.is_none() {
             let Some(b) = self.batches.get(self.batch) else {
                 return false;
@@ -339,6 +392,58 @@ impl Iterator for EventChunks<'_> {
         }
         self.current.pop()
     }
+}
+
+/// The order in which the engine may replay the rows of `whole` with the
+/// results of row order, each customer's rows together
+/// (`Engine::replay_order`), from the columns mapped to `customer`,
+/// `referred_by` and `referee`; None where row order is needed, or the
+/// customer column is not text.
+pub fn replay_order(engine: &Engine, whole: &RecordBatch, mapping: &Mapping) -> Option<Vec<u32>> {
+    let schema = whole.schema();
+    let col = |field: &str| {
+        schema
+            .fields()
+            .iter()
+            .position(|f| match mapping.rename.get(f.name()) {
+                Some(to) => to.as_deref() == Some(field),
+                None => f.name() == field,
+            })
+            .map(|i| whole.column(i).as_ref())
+    };
+    let customer = col("customer")?;
+    let acc = Acc::new(customer);
+    if !acc.is_text() {
+        return None;
+    }
+    let customers: Vec<&str> = (0..whole.num_rows())
+        .map(|i| {
+            if customer.is_null(i) {
+                ""
+            } else {
+                acc.text(i).unwrap_or("")
+            }
+        })
+        .collect();
+    let links: Vec<(&dyn Array, Acc<'_>)> = ["referred_by", "referee"]
+        .iter()
+        .filter_map(|f| col(f))
+        .map(|a| (a, Acc::new(a)))
+        .filter(|(_, acc)| acc.is_text())
+        .collect();
+    fn link<'b>((a, acc): &(&'b dyn Array, Acc<'b>), k: usize) -> Option<&'b str> {
+        if a.is_null(k) {
+            None
+        } else {
+            acc.text(k)
+        }
+    }
+    engine.replay_order(&customers, |k| {
+        [
+            links.first().and_then(|l| link(l, k)),
+            links.get(1).and_then(|l| link(l, k)),
+        ]
+    })
 }
 
 /// Typed access to one column's values, decoded once per batch.

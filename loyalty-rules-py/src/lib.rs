@@ -141,6 +141,14 @@ fn replay_chunk() -> usize {
     })
 }
 
+/// Whether the one-thread table replay takes rows in the engine's replay
+/// order (`LOYALTY_RULES_GROUPED=0`: row order, to measure one against the
+/// other and to test that both give the same table).
+fn replay_grouped() -> bool {
+    static GROUPED: OnceLock<bool> = OnceLock::new();
+    *GROUPED.get_or_init(|| std::env::var("LOYALTY_RULES_GROUPED").map_or(true, |v| v != "0"))
+}
+
 fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -623,7 +631,7 @@ impl PyEngine {
     ) -> PyResult<(ArrowStream, Bound<'py, PyAny>)> {
         let mut ph = Phases::new("replay_table");
         let map = mapping(columns, event_type)?;
-        let (batches, _schema) = arrow_io::import_stream(data)?;
+        let (batches, schema) = arrow_io::import_stream(data)?;
         ph.lap("import");
         let threads = threads.unwrap_or_else(default_threads).max(1);
         let program = &self.program;
@@ -638,7 +646,7 @@ impl PyEngine {
                 let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, total);
                 // (`LOYALTY_RULES_CHUNK=0` converts all rows first here
                 // too, to measure one way against the other)
-                let (stats, times) = if threads <= 1 && held.empty && replay_chunk() > 0 {
+                let (stats, times, order) = if threads <= 1 && held.empty && replay_chunk() > 0 {
                     // One thread, an engine without customers: rows are
                     // converted a chunk at a time as the replay reaches
                     // them, each row's result made as its event is
@@ -658,6 +666,22 @@ impl PyEngine {
                     let mut events =
                         arrow_io::EventChunks::new(program, &batches, &map, 1, replay_chunk())
                             .timed(timed);
+                    // Rows are converted and replayed in the engine's
+                    // replay order where it has one (each customer's rows
+                    // together: the same results as row order, and the
+                    // customer's state and events stay in the cache; about
+                    // twice as fast on a large table in time order), and
+                    // their results put back in row order at the end.
+                    let mut order = None;
+                    if replay_grouped() && total > 1 {
+                        let whole = arrow_select::concat::concat_batches(&schema, &batches)
+                            .map_err(|e| e.to_string())?;
+                        order = arrow_io::replay_order(&held.engine, &whole, &map);
+                        if let Some(o) = &order {
+                            events = events.in_order(whole, o.clone());
+                        }
+                    }
+                    ph.lap("replay order");
                     let mut rows_t = Duration::ZERO;
                     let stats = held.replay_with(&mut events, |o| {
                         if timed {
@@ -678,9 +702,24 @@ impl PyEngine {
                         held.engine = Engine::from_snapshot(program.clone(), backup)
                             .map_err(|e| format!("restoring the engine: {e}"))?;
                         held.empty = true;
-                        return Ok(Err(e));
+                        if order.is_none() {
+                            return Ok(Err(e));
+                        }
+                        // in replay order the bad row met may not be the
+                        // first: report the first, as row order would
+                        let mut scratch = Vec::new();
+                        return Ok(Err(arrow_io::to_events(
+                            program,
+                            &batches,
+                            &map,
+                            1,
+                            0,
+                            &mut scratch,
+                        )
+                        .err()
+                        .unwrap_or(e)));
                     }
-                    (stats, events.times)
+                    (stats, events.times, order)
                 } else {
                     // Every row converted before any is applied: a bad row
                     // fails the call with the engine unchanged.
@@ -716,11 +755,28 @@ impl PyEngine {
                         ph.lap("push rows");
                         stats
                     };
-                    (stats, times)
+                    (stats, times, None)
                 };
                 drop(held);
-                let rows: Vec<i64> = (0..total as i64).collect();
-                let b = rb.finish(times, rows)?;
+                let b = match order {
+                    None => rb.finish(times, (0..total as i64).collect())?,
+                    Some(order) => {
+                        // results were made in `order`: back to row order
+                        let rows: Vec<i64> = order.iter().map(|&k| i64::from(k)).collect();
+                        let b = rb.finish(times, rows)?;
+                        let mut back = vec![0u32; order.len()];
+                        for (j, &k) in order.iter().enumerate() {
+                            if let Some(slot) = back.get_mut(k as usize) {
+                                *slot = j as u32;
+                            }
+                        }
+                        arrow_select::take::take_record_batch(
+                            &b,
+                            &arrow_array::UInt32Array::from(back),
+                        )
+                        .map_err(|e| e.to_string())?
+                    }
+                };
                 ph.lap("finish table");
                 Ok(Ok((b, stats)))
             })

@@ -302,3 +302,70 @@ def test_pandas_decimal_objects(program: lr.Program, expected: list[lr.Outcome])
     with pytest.raises(lr.EventError) as ei:
         lr.replay(program, df)
     assert ei.value.row == 5 and ei.value.field == "amount"
+
+
+def test_replay_in_customer_order_gives_row_order_results() -> None:
+    """A fresh engine on one thread converts and replays rows in the
+    engine's replay order (each customer's rows together, customers linked
+    by `referred_by` together) and puts the results back in row order: the
+    table and states are those of row order (an engine with a customer
+    replays in row order), and a bad row reported is the first one, not
+    the first one met."""
+    program = lr.compile(
+        'rule "Base" on purchase award 1 point per $1\n'
+        'rule "Referral" on signup if signup.referred_by is set award 50 points to signup.referred_by\n'
+    )
+    n = 3_000
+    types = ["signup" if i % 50 == 7 else "redemption" if i % 50 == 8 else "purchase" for i in range(n)]
+    t = pa.table(
+        {
+            "type": types,
+            "id": [f"e{i}" for i in range(n)],
+            "customer": [f"c{(i * 7) % 101}" for i in range(n)],
+            "time": pa.array([1_767_225_600_000_000 + i * 1_000_000 for i in range(n)], pa.timestamp("us", "UTC")),
+            "amount": [None if ty != "purchase" else f"{i % 90}.50" for i, ty in enumerate(types)],
+            # a referrer's points arrive from another customer's sign-up,
+            # just before that referrer redeems them
+            "referred_by": [f"c{((i + 1) * 7) % 101}" if ty == "signup" else None for i, ty in enumerate(types)],
+            "points": [50 if ty == "redemption" else None for ty in types],
+            "reward": ["mug" if ty == "redemption" else None for ty in types],
+        }
+    )
+    grouped = lr.replay(program, t, threads=1)
+    e = lr.Engine(program)
+    e.set_customer({"id": "someone else"})
+    in_rows = e.replay(t, threads=1)
+    assert grouped.table.equals(in_rows.table)
+    assert grouped.table.column("row").to_pylist() == list(range(n))
+    # r's redemption needs the points n's sign-up gives r: taken in
+    # customer order without the `referred_by` link it would come first
+    refer = pa.table(
+        {
+            "type": ["login", "signup", "redemption"],
+            "id": ["l0", "s1", "r2"],
+            "customer": ["r", "n", "r"],
+            "time": pa.array([1_767_225_600_000_000 + i for i in range(3)], pa.timestamp("us", "UTC")),
+            "referred_by": [None, "r", None],
+            "points": [None, None, 50],
+            "reward": [None, None, "mug"],
+        }
+    )
+    assert lr.replay(program, refer, threads=1).table.column("status").to_pylist() == ["applied"] * 3
+    got = {c: s for c, s in zip(*in_rows.states_table().to_pydict().values()) if c != "someone else"}
+    assert got == dict(zip(*grouped.states_table().to_pydict().values()))
+
+    # customer order meets c0's bad row 4 before c1's bad row 3
+    small = pa.table(
+        {
+            "id": [f"p{i}" for i in range(6)],
+            "customer": [f"c{i % 2}" for i in range(6)],
+            "time": pa.array([1_767_225_600_000_000 + i for i in range(6)], pa.timestamp("us", "UTC")),
+            "amount": ["1", "2", "3", "lots", "lots", "6"],
+        }
+    )
+    fresh = lr.Engine(program)
+    before = fresh.snapshot()
+    with pytest.raises(lr.EventError) as ei:
+        fresh.replay(small, event_type="purchase", threads=1)
+    assert ei.value.row == 3 and ei.value.field == "amount"
+    assert fresh.snapshot() == before
