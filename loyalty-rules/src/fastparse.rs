@@ -1528,6 +1528,15 @@ impl<'s> P<'s> {
         Some((acc, d))
     }
 
+    /// `kw_in ~ group_mode` here, without consuming it: the group clause
+    /// after a filter, which `cmp_start` does not take for a comparison.
+    fn at_group_clause(&mut self) -> bool {
+        let s = self.save();
+        let r = self.kw("in") && self.at_kw(&["best", "exclusive"]);
+        self.restore(s);
+        r
+    }
+
     /// `kw_where ~ filter` (`filter = not_expr_f`)
     fn where_filter(&mut self) -> Option<E> {
         self.attempt(|p| {
@@ -1575,9 +1584,11 @@ impl<'s> P<'s> {
         // Every tail starts with one of these: most comparisons have none.
         let may_tail = match self.peek() {
             Some(b'<' | b'>' | b'=' | b'!') => true,
-            Some(_) => self.at_kw(&[
-                "is", "not", "between", "in", "contains", "starts", "ends", "matches",
-            ]),
+            Some(_) => {
+                self.at_kw(&[
+                    "is", "not", "between", "in", "contains", "starts", "ends", "matches",
+                ]) && !self.at_group_clause()
+            }
             None => false,
         };
         if !may_tail {

@@ -141,6 +141,19 @@ fn quirks_agree_with_pest() {
     }
 }
 
+/// `in best group` / `in exclusive group` end a filter in the fast path
+/// as in the grammar (`cmp_start`): accepted, the same tree as pest's.
+#[test]
+fn a_group_clause_ends_a_filter() {
+    for source in [
+        "rule \"r\" on refund deduct 5 points for each item in refund.items where item.gift\n  in best group \"g\"",
+        "rule \"r\" on purchase if any item in purchase.items where item.gift in exclusive group \"g\" award 3 points",
+        "rule \"r\" on purchase award 2 points for each item in purchase.items where item.sku in [\"a\"] in best group \"g\"",
+    ] {
+        assert!(assert_sound(source), "the fast path declines {source}");
+    }
+}
+
 /// Tokens and characters a mutation can insert.
 const PIECES: &[&str] = &[
     " ",

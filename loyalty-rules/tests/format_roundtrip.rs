@@ -248,3 +248,37 @@ fn else_if_chains_format_without_brackets() {
         assert_eq!(format(&once).unwrap(), once);
     }
 }
+
+/// Fuzz finding `format_roundtrip` (session 10): `... where item.gift best
+/// group "g"` parses (the `in` of a group clause is optional), and the
+/// formatter prints the group clause as `in best group "g"` on the next
+/// line; a filter read `in` as the start of a comparison (`x in ...`), which
+/// must be complete, so the formatted text did not parse. `in best group`
+/// and `in exclusive group` now end a filter in both parsers, after a bare
+/// filter, a comparison, or a quantifier's filter in a condition.
+#[test]
+fn a_group_clause_after_a_filter_survives_formatting() {
+    for src in [
+        "rule \"r\"\n  on refund\n  deduct 5 points for each item in refund.items where item.gift best group \"g\"",
+        "rule \"r\" on refund deduct 5 points for each item in refund.items where item.gift\n  in best group \"g\"",
+        "rule \"r\" on purchase award 1 point for each item in purchase.items where item.gift in exclusive group \"g\"",
+        "rule \"r\" on purchase if any item in purchase.items where item.gift in best group \"g\" award 3 points",
+        "rule \"r\" on purchase award 2 points for each item in purchase.items where item.sku in [\"a\", \"b\"] in best group \"g\"",
+    ] {
+        let ast = parse(src).unwrap_or_else(|e| panic!("{e:#}\n{src}"));
+        let once = format(src).unwrap();
+        assert!(once.contains("in ") && once.contains(" group \"g\""), "{once}");
+        assert_eq!(parse(&once).unwrap_or_else(|e| panic!("{e:#}\n{once}")), ast, "{once}");
+        assert_eq!(format(&once).unwrap(), once);
+    }
+    // `in` followed by anything else is still a comparison in a filter
+    assert!(parse("rule \"r\" on purchase award 1 point for each item in purchase.items where item.sku in best").is_err());
+    // the fuzz input itself
+    let found = include_str!("../../fuzz/regressions/format_roundtrip/filter-then-in-group-clause");
+    let ast = parse(found).unwrap();
+    let once = format(found).unwrap();
+    assert_eq!(
+        parse(&once).unwrap_or_else(|e| panic!("{e:#}\n{once}")),
+        ast
+    );
+}
