@@ -722,12 +722,47 @@ impl PyEngine {
                     (stats, events.times, order)
                 } else {
                     // Every row converted before any is applied: a bad row
-                    // fails the call with the engine unchanged.
+                    // fails the call with the engine unchanged. With several
+                    // threads, in the engine's replay order where it has
+                    // one: each customer's events then lie together in
+                    // memory, as each partition replays them (grouped), and
+                    // the results are put back in row order at the end.
+                    let grouped = if threads > 1 && replay_grouped() && total > 1 {
+                        let whole = arrow_select::concat::concat_batches(&schema, &batches)
+                            .map_err(|e| e.to_string())?;
+                        arrow_io::replay_order(&held.engine, &whole, &map).map(|o| (whole, o))
+                    } else {
+                        None
+                    };
+                    ph.lap("replay order");
                     let mut events = Vec::new();
-                    if let Err(e) =
-                        arrow_io::to_events(program, &batches, &map, threads, 0, &mut events)
-                    {
-                        return Ok(Err(e));
+                    let converted = match &grouped {
+                        Some((whole, o)) => {
+                            let idx = arrow_array::UInt32Array::from(o.clone());
+                            let rows = arrow_select::take::take_record_batch(whole, &idx)
+                                .map_err(|e| e.to_string())?;
+                            arrow_io::to_events(program, &[rows], &map, threads, 0, &mut events)
+                        }
+                        None => {
+                            arrow_io::to_events(program, &batches, &map, threads, 0, &mut events)
+                        }
+                    };
+                    if let Err(e) = converted {
+                        if grouped.is_none() {
+                            return Ok(Err(e));
+                        }
+                        // the first bad row in row order, as without the order
+                        events.clear();
+                        return Ok(Err(arrow_io::to_events(
+                            program,
+                            &batches,
+                            &map,
+                            threads,
+                            0,
+                            &mut events,
+                        )
+                        .err()
+                        .unwrap_or(e)));
                     }
                     ph.lap("convert");
                     let times: Vec<i64> =
@@ -755,7 +790,7 @@ impl PyEngine {
                         ph.lap("push rows");
                         stats
                     };
-                    (stats, times, None)
+                    (stats, times, grouped.map(|(_, o)| o))
                 };
                 drop(held);
                 let b = match order {
