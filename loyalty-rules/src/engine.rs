@@ -637,7 +637,9 @@ impl Engine {
         keep: Keep<'_, T>,
     ) -> (Vec<T>, ReplayStats) {
         let threads = threads.clamp(1, 64);
-        if events.len() < 2 {
+        if events.len() < 2 || !transfers_follow_links(&self.program.inner.ir) {
+            // (points sent to customers the partitions do not link: in
+            // input order, on one thread)
             return self.replay_collect(events, keep);
         }
         let span = self.contested_span(&events);
@@ -670,7 +672,9 @@ impl Engine {
     /// group's events together, in input order within the group (the order
     /// `replay_parallel` runs a partition in). None when input order is
     /// needed: the program has campaign budgets or `in total` limits,
-    /// which all customers share in event order.
+    /// which all customers share in event order, or sends points or
+    /// rewards to customers named by fields other than `referred_by` and
+    /// `referee`.
     ///
     /// `customers[i]` is event `i`'s customer, and `links(i)` the values of
     /// its `referred_by` and `referee` fields, if it has them: customers
@@ -686,7 +690,8 @@ impl Engine {
     where
         L: Fn(usize) -> [Option<&'a str>; 2],
     {
-        if shared_limits(&self.program.inner.ir).next().is_some() {
+        let ir = &self.program.inner.ir;
+        if shared_limits(ir).next().is_some() || !transfers_follow_links(ir) {
             return None;
         }
         let mut uf = UnionFind::default();
@@ -2257,6 +2262,37 @@ fn refund(
             }
         }
     }
+}
+
+/// Whether every award or reward a rule sends to another customer goes to
+/// one named by a `referred_by` or `referee` field (the event's, or the
+/// customer's `referred_by`): the links by which the grouped replays keep
+/// customers together. Points sent anywhere else (`to purchase.coupon`,
+/// say) may reach a customer of another group, so those replays must keep
+/// input order.
+fn transfers_follow_links(ir: &ProgramIr) -> bool {
+    use crate::ir::{EffectIr, NodeKind};
+    ir.rules.iter().all(|r| {
+        r.effects.iter().all(|e| {
+            let to = match e {
+                EffectIr::Award { to, .. } | EffectIr::Grant { to, .. } => to,
+                _ => return true,
+            };
+            let Some(to) = to else { return true };
+            match to.kind {
+                NodeKind::CustomerField(slot) => ir
+                    .customer
+                    .get(slot as usize)
+                    .is_some_and(|f| f.name == "referred_by"),
+                NodeKind::EventField(slot) => ir
+                    .events
+                    .get(r.event as usize)
+                    .and_then(|ev| ev.fields.get(slot as usize))
+                    .is_some_and(|f| matches!(f.name.as_str(), "referred_by" | "referee")),
+                _ => false,
+            }
+        })
+    })
 }
 
 /// The rules with a campaign budget or an `in total` limit: what all

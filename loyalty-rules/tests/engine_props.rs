@@ -353,3 +353,44 @@ fn replay_order_follows_referral_fields() {
     assert_eq!(unlinked, [0, 2, 1]);
     assert_ne!(run(&unlinked).0, input.0);
 }
+
+/// Points sent to a customer named by a field other than `referred_by` /
+/// `referee` (here a purchase's `coupon`) link nobody: the grouped replays
+/// must then keep input order, or the gift would arrive after the
+/// redemption that needs it.
+#[test]
+fn awards_to_unlinked_customers_keep_input_order() {
+    let p =
+        Program::compile("rule \"Gift\" on purchase award 10 points to purchase.coupon").unwrap();
+    let ev = |v: serde_json::Value| p.event_from_value(&v).unwrap();
+    let evs = vec![
+        ev(
+            serde_json::json!({"type": "login", "id": "l0", "customer": "b", "time": "2026-01-01T09:00:00Z"}),
+        ),
+        ev(
+            serde_json::json!({"type": "purchase", "id": "p1", "customer": "a", "time": "2026-01-01T10:00:00Z", "amount": "5", "coupon": "b"}),
+        ),
+        ev(
+            serde_json::json!({"type": "redemption", "id": "r2", "customer": "b", "time": "2026-01-01T11:00:00Z", "reward": "pen", "points": 10}),
+        ),
+    ];
+    let (seq, seq_out, _) = {
+        let mut e = Engine::new(p.clone());
+        let mut out = Vec::new();
+        let s = e.replay_with(evs.clone(), |o| out.push(o.to_json_string()));
+        (e, out, s)
+    };
+    assert!(seq_out[2].contains("\"applied\""), "{}", seq_out[2]);
+    for threads in [1usize, 2] {
+        let mut par = Engine::new(p.clone());
+        let (outs, _) = par.replay_parallel(evs.clone(), threads);
+        let outs: Vec<String> = outs.iter().map(|o| o.to_json_string()).collect();
+        assert_eq!(outs, seq_out, "{threads} threads");
+        assert_eq!(state_json(&par), state_json(&seq));
+    }
+    let customers: Vec<&str> = evs.iter().map(|e| e.customer()).collect();
+    assert_eq!(
+        Engine::new(p.clone()).replay_order(&customers, |_| [None, None]),
+        None
+    );
+}
