@@ -446,6 +446,37 @@ pub fn replay_order(engine: &Engine, whole: &RecordBatch, mapping: &Mapping) -> 
     })
 }
 
+/// The table's rows as one batch, with the engine's replay order for them
+/// (`replay_order`); None where there is none (or fewer than two rows).
+pub fn grouped(
+    engine: &Engine,
+    schema: &Arc<Schema>,
+    batches: &[RecordBatch],
+    mapping: &Mapping,
+) -> Result<Option<(RecordBatch, Vec<u32>)>, String> {
+    if batches.iter().map(|b| b.num_rows()).sum::<usize>() < 2 {
+        return Ok(None);
+    }
+    let whole = arrow_select::concat::concat_batches(schema, batches).map_err(|e| e.to_string())?;
+    Ok(replay_order(engine, &whole, mapping).map(|o| (whole, o)))
+}
+
+/// The error to report when converting rows in replay order failed at
+/// `met`: the first bad row in row order, as converting in row order would
+/// report (`met` may be a later one).
+pub fn first_bad_row(
+    program: &Program,
+    batches: &[RecordBatch],
+    mapping: &Mapping,
+    threads: usize,
+    met: RowError,
+) -> RowError {
+    let mut scratch = Vec::new();
+    to_events(program, batches, mapping, threads, 0, &mut scratch)
+        .err()
+        .unwrap_or(met)
+}
+
 /// Typed access to one column's values, decoded once per batch.
 enum Acc<'a> {
     Null,

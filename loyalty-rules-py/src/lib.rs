@@ -673,12 +673,12 @@ impl PyEngine {
                     // twice as fast on a large table in time order), and
                     // their results put back in row order at the end.
                     let mut order = None;
-                    if replay_grouped() && total > 1 {
-                        let whole = arrow_select::concat::concat_batches(&schema, &batches)
-                            .map_err(|e| e.to_string())?;
-                        order = arrow_io::replay_order(&held.engine, &whole, &map);
-                        if let Some(o) = &order {
+                    if replay_grouped() {
+                        if let Some((whole, o)) =
+                            arrow_io::grouped(&held.engine, &schema, &batches, &map)?
+                        {
                             events = events.in_order(whole, o.clone());
+                            order = Some(o);
                         }
                     }
                     ph.lap("replay order");
@@ -705,19 +705,7 @@ impl PyEngine {
                         if order.is_none() {
                             return Ok(Err(e));
                         }
-                        // in replay order the bad row met may not be the
-                        // first: report the first, as row order would
-                        let mut scratch = Vec::new();
-                        return Ok(Err(arrow_io::to_events(
-                            program,
-                            &batches,
-                            &map,
-                            1,
-                            0,
-                            &mut scratch,
-                        )
-                        .err()
-                        .unwrap_or(e)));
+                        return Ok(Err(arrow_io::first_bad_row(program, &batches, &map, 1, e)));
                     }
                     (stats, events.times, order)
                 } else {
@@ -727,10 +715,8 @@ impl PyEngine {
                     // one: each customer's events then lie together in
                     // memory, as each partition replays them (grouped), and
                     // the results are put back in row order at the end.
-                    let grouped = if threads > 1 && replay_grouped() && total > 1 {
-                        let whole = arrow_select::concat::concat_batches(&schema, &batches)
-                            .map_err(|e| e.to_string())?;
-                        arrow_io::replay_order(&held.engine, &whole, &map).map(|o| (whole, o))
+                    let grouped = if threads > 1 && replay_grouped() {
+                        arrow_io::grouped(&held.engine, &schema, &batches, &map)?
                     } else {
                         None
                     };
@@ -751,18 +737,10 @@ impl PyEngine {
                         if grouped.is_none() {
                             return Ok(Err(e));
                         }
-                        // the first bad row in row order, as without the order
                         events.clear();
-                        return Ok(Err(arrow_io::to_events(
-                            program,
-                            &batches,
-                            &map,
-                            threads,
-                            0,
-                            &mut events,
-                        )
-                        .err()
-                        .unwrap_or(e)));
+                        return Ok(Err(arrow_io::first_bad_row(
+                            program, &batches, &map, threads, e,
+                        )));
                     }
                     ph.lap("convert");
                     let times: Vec<i64> =
