@@ -270,32 +270,108 @@ pub struct Snapshot {
 }
 
 /// Ids of the events a customer's state has processed (the idempotency
-/// set). A hash set in memory; serialized as a sorted JSON array of strings.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EventIds(HashSet<Arc<str>, IdHash>);
+/// set). Serialized as a sorted JSON array of strings.
+///
+/// In memory a customer's first [`SMALL_IDS`] ids are a vector of
+/// (hash, id) pairs searched by hash; past that, a hash set. Most customers
+/// have a few dozen events, and a growing hash set would rehash at every
+/// doubling (a quarter of the set's cost in a replay).
+#[derive(Clone, Default)]
+pub struct EventIds(IdsRepr);
+
+/// How many ids the vector holds before the set becomes a hash set.
+const SMALL_IDS: usize = 32;
+
+#[derive(Clone)]
+enum IdsRepr {
+    Small(Vec<(u64, Arc<str>)>),
+    Big(HashSet<Arc<str>, IdHash>),
+}
+
+impl Default for IdsRepr {
+    fn default() -> IdsRepr {
+        IdsRepr::Small(Vec::new())
+    }
+}
+
+/// The small vector's hash of an id (a fixed seed: a search is at most
+/// [`SMALL_IDS`] long whatever the ids, so colliding ids cost little).
+#[inline]
+fn small_hash(id: &str) -> u64 {
+    let mut h = IdHasher(0x2545_f491_4f6c_dd1d);
+    h.write(id.as_bytes());
+    h.finish()
+}
 
 impl EventIds {
     /// Whether `id` was processed.
     pub fn contains(&self, id: &str) -> bool {
-        self.0.contains(id)
+        match &self.0 {
+            IdsRepr::Small(v) => {
+                let h = small_hash(id);
+                v.iter().any(|(k, s)| *k == h && **s == *id)
+            }
+            IdsRepr::Big(set) => set.contains(id),
+        }
     }
     /// Record `id`; false if it was there already.
     pub fn insert(&mut self, id: Arc<str>) -> bool {
-        self.0.insert(id)
+        match &mut self.0 {
+            IdsRepr::Small(v) => {
+                let h = small_hash(&id);
+                if v.iter().any(|(k, s)| *k == h && *s == id) {
+                    return false;
+                }
+                if v.len() < SMALL_IDS {
+                    if v.capacity() == 0 {
+                        v.reserve_exact(8);
+                    }
+                    v.push((h, id));
+                    return true;
+                }
+                let mut set = HashSet::with_capacity_and_hasher(2 * SMALL_IDS, IdHash::default());
+                set.extend(v.drain(..).map(|(_, s)| s));
+                set.insert(id);
+                self.0 = IdsRepr::Big(set);
+                true
+            }
+            IdsRepr::Big(set) => set.insert(id),
+        }
     }
     /// How many ids.
     pub fn len(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            IdsRepr::Small(v) => v.len(),
+            IdsRepr::Big(set) => set.len(),
+        }
     }
     /// No ids.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len() == 0
     }
     /// The ids, sorted.
     pub fn sorted(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.0.iter().map(|s| &**s).collect();
+        let mut v: Vec<&str> = match &self.0 {
+            IdsRepr::Small(v) => v.iter().map(|(_, s)| &**s).collect(),
+            IdsRepr::Big(set) => set.iter().map(|s| &**s).collect(),
+        };
         v.sort_unstable();
         v
+    }
+}
+
+/// Equal when they hold the same ids (whatever the representation).
+impl PartialEq for EventIds {
+    fn eq(&self, other: &EventIds) -> bool {
+        self.len() == other.len() && self.sorted() == other.sorted()
+    }
+}
+
+impl Eq for EventIds {}
+
+impl std::fmt::Debug for EventIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.sorted()).finish()
     }
 }
 
@@ -308,9 +384,17 @@ impl Serialize for EventIds {
 impl<'de> Deserialize<'de> for EventIds {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EventIds, D::Error> {
         let v: Vec<Arc<str>> = Vec::deserialize(d)?;
-        let mut set = HashSet::with_capacity_and_hasher(v.len(), IdHash::default());
-        set.extend(v);
-        Ok(EventIds(set))
+        let mut ids = EventIds::default();
+        if v.len() > SMALL_IDS {
+            ids.0 = IdsRepr::Big(HashSet::with_capacity_and_hasher(
+                v.len(),
+                IdHash::default(),
+            ));
+        }
+        for s in v {
+            ids.insert(s);
+        }
+        Ok(ids)
     }
 }
 
@@ -366,6 +450,51 @@ impl Hasher for IdHasher {
 #[cfg(test)]
 mod tests {
     use super::add_dec;
+
+    /// The idempotency set is a set on both sides of the switch from its
+    /// vector to its hash set: inserts report newness, lookups and the
+    /// sorted JSON agree with a reference set, and equality ignores the
+    /// representation and the order of insertion.
+    #[test]
+    fn event_ids_are_a_set_across_the_switch() {
+        use super::{EventIds, SMALL_IDS};
+        use std::collections::BTreeSet;
+        use std::sync::Arc;
+        for n in [0, 1, SMALL_IDS - 1, SMALL_IDS, SMALL_IDS + 1, 3 * SMALL_IDS] {
+            let mut ids = EventIds::default();
+            let mut want = BTreeSet::new();
+            for i in 0..n {
+                // every id twice, and ids that share their hash's first bytes
+                for id in [format!("o{i}"), format!("o{}", i / 2)] {
+                    let new = want.insert(id.clone());
+                    assert_eq!(ids.insert(Arc::from(id.as_str())), new, "{n} {id}");
+                }
+            }
+            assert_eq!(ids.len(), want.len());
+            for i in 0..2 * n + 2 {
+                let id = format!("o{i}");
+                assert_eq!(ids.contains(&id), want.contains(&id), "{n} {id}");
+            }
+            assert!(!ids.contains("o"));
+            let sorted: Vec<&str> = want.iter().map(|s| s.as_str()).collect();
+            assert_eq!(ids.sorted(), sorted);
+            let json = serde_json::to_string(&ids).unwrap();
+            assert_eq!(json, serde_json::to_string(&sorted).unwrap());
+            let back: EventIds = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, ids);
+            // the same ids inserted in reverse order are equal
+            let mut rev = EventIds::default();
+            for id in want.iter().rev() {
+                assert!(rev.insert(Arc::from(id.as_str())));
+            }
+            assert_eq!(rev, ids);
+            if n > 0 {
+                let mut other = rev.clone();
+                other.insert(Arc::from("x"));
+                assert_ne!(other, ids);
+            }
+        }
+    }
 
     /// Ids that differ only in trailing zero bytes, or in one byte of the
     /// partial last word, hash apart (the tail is hashed as one word with
