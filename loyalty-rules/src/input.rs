@@ -545,6 +545,67 @@ pub struct EventBuilder {
     last_type: Option<(Box<str>, usize)>,
     row: Row,
     cells: Vec<Cell>,
+    /// Per column: recent texts, shared by the rows that repeat them.
+    texts: Vec<TextCache>,
+}
+
+/// A column's recent texts, so that rows repeating a text (a customer's
+/// id on each of its rows, a store, a channel) share one allocation
+/// instead of each making and later freeing its own. Direct-mapped: a text
+/// goes in the slot its hash picks, replacing what was there. A column
+/// whose texts rarely repeat (event ids) stops looking after a while.
+#[derive(Default)]
+struct TextCache {
+    slots: Vec<Option<Arc<str>>>,
+    hits: u32,
+    misses: u32,
+}
+
+impl TextCache {
+    const SLOTS: usize = 64;
+    /// Rows looked at before a column may be given up on.
+    const TRIAL: u32 = 1024;
+
+    fn text(&mut self, s: &str) -> Arc<str> {
+        if self.misses >= Self::TRIAL && self.misses > 8 * self.hits {
+            // mostly distinct texts: caching only costs
+            return Arc::from(s);
+        }
+        if self.slots.is_empty() {
+            self.slots = vec![None; Self::SLOTS];
+        }
+        let i = (text_hash(s) as usize) % Self::SLOTS;
+        match &self.slots[i] {
+            Some(t) if **t == *s => {
+                self.hits = self.hits.saturating_add(1);
+                t.clone()
+            }
+            _ => {
+                self.misses = self.misses.saturating_add(1);
+                let t: Arc<str> = Arc::from(s);
+                self.slots[i] = Some(t.clone());
+                t
+            }
+        }
+    }
+}
+
+/// A quick hash of a short text for [`TextCache`] (FNV-1a over at most
+/// its first and last 8 bytes and its length).
+fn text_hash(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ b.len() as u64;
+    let ends = if b.len() > 16 {
+        [&b[..8], &b[b.len() - 8..]]
+    } else {
+        [b, &b[..0]]
+    };
+    for part in ends {
+        for &x in part {
+            h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h ^ (h >> 29)
 }
 
 enum Row {
@@ -624,6 +685,7 @@ impl EventBuilder {
             last_type: None,
             row: Row::NotBegun,
             cells: columns.iter().map(|_| Cell::Unset).collect(),
+            texts: columns.iter().map(|_| TextCache::default()).collect(),
         }
     }
 
@@ -709,6 +771,16 @@ impl EventBuilder {
 
     /// Column `col` is the JSON string `value`.
     pub fn set_str(&mut self, col: usize, value: &str) {
+        if let Row::Type(t) = self.row {
+            let ir = &self.program.inner.ir;
+            if let Some(f) = self.layouts[t].as_ref().and_then(|l| l.field[col]) {
+                if ir.events[t].fields[f].ty == Ty::Text {
+                    let text = self.texts[col].text(value);
+                    self.cells[col] = Cell::Val(Value::Text(text));
+                    return;
+                }
+            }
+        }
         self.put(col, |ir, ty, path| {
             convert_str(ir, ty, value, path, ErrorKind::InvalidEvent)
         });
@@ -1016,6 +1088,55 @@ rule "base" on purchase award 1 point per $1
                 Some(Tv::Str("2026-11-24T18:30:00Z".into())),
             ],
         )
+    }
+
+    /// Repeated texts share one allocation (the column's text cache), and
+    /// the cache never changes a value: colliding texts, a column of
+    /// distinct ids past the point where the cache gives up on it, and a
+    /// mix of types all decode as JSON does.
+    #[test]
+    fn builder_shares_repeated_texts_and_decodes_as_json() {
+        let p = program();
+        let cols = ["id", "customer", "time", "amount", "store"];
+        let rows: Vec<TestRow> = (0..3000)
+            .map(|i| {
+                let (t, mut c) = base("purchase");
+                c[0] = Some(Tv::Str(format!("o{i}")));
+                c[1] = Some(Tv::Str(format!("c{}", i / 7)));
+                c.push(Some(Tv::Dec(Decimal::new(i as i64, 2))));
+                // 300 stores: more than the cache's slots, so they collide
+                c.push(Some(Tv::Str(format!("s{}", (i * 37) % 300))));
+                (t, c)
+            })
+            .collect();
+        compare(&p, &cols, &rows);
+        let mut b = EventBuilder::new(&p, &cols);
+        let mut events = Vec::new();
+        for (_, cells) in &rows {
+            b.begin(Some("purchase"));
+            for (c, v) in cells.iter().enumerate() {
+                v.as_ref().unwrap().set(&mut b, c);
+            }
+            events.push(b.finish().unwrap());
+        }
+        for w in events.windows(2) {
+            if w[0].customer == w[1].customer {
+                assert!(
+                    Arc::ptr_eq(&w[0].customer, &w[1].customer),
+                    "{}",
+                    w[0].customer
+                );
+            }
+        }
+        let shared = events
+            .windows(2)
+            .filter(|w| Arc::ptr_eq(&w[0].customer, &w[1].customer))
+            .count();
+        assert_eq!(shared, 3000 - 3000usize.div_ceil(7));
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(e.id(), format!("o{i}"));
+            assert_eq!(e.customer(), format!("c{}", i / 7));
+        }
     }
 
     #[test]
