@@ -694,14 +694,7 @@ impl Engine {
         if shared_limits(ir).next().is_some() || !transfers_follow_links(ir) {
             return None;
         }
-        let mut uf = UnionFind::default();
-        for (id, e) in &self.customers {
-            if let Some(r) = e.state.profile.get("referred_by").and_then(|v| v.as_str()) {
-                let i = uf.add_arc(id);
-                let j = uf.add(r);
-                uf.union(i, j);
-            }
-        }
+        let mut uf = self.held_referrals(false);
         let mut who: Vec<u32> = Vec::with_capacity(customers.len());
         for (k, c) in customers.iter().enumerate() {
             let i = uf.add(c);
@@ -716,6 +709,25 @@ impl Engine {
         let n = uf.names.len();
         let root_of: Vec<u32> = (0..n as u32).map(|i| uf.find(i)).collect();
         Some(group_order(&who, &root_of, n))
+    }
+
+    /// The customers the engine holds that name a referrer (`referred_by`
+    /// in their profile), each joined to it; with `all`, every held
+    /// customer.
+    fn held_referrals(&self, all: bool) -> UnionFind {
+        let mut uf = UnionFind::default();
+        for (id, e) in &self.customers {
+            let r = e.state.profile.get("referred_by").and_then(|v| v.as_str());
+            if r.is_none() && !all {
+                continue;
+            }
+            let i = uf.add_arc(id);
+            if let Some(r) = r {
+                let j = uf.add(r);
+                uf.union(i, j);
+            }
+        }
+        uf
     }
 
     /// First and last index of the events that may use a campaign budget or
@@ -750,15 +762,9 @@ impl Engine {
             return self.replay_collect(events, keep);
         }
         let ir = &self.program.inner.ir;
-        // Union customers linked by referral fields.
-        let mut uf = UnionFind::default();
-        for (id, e) in &self.customers {
-            let i = uf.add_arc(id);
-            if let Some(r) = e.state.profile.get("referred_by").and_then(|v| v.as_str()) {
-                let j = uf.add(r);
-                uf.union(i, j);
-            }
-        }
+        // Union customers linked by referral fields (every held customer
+        // is in it, to be placed in a partition).
+        let mut uf = self.held_referrals(true);
         let links: Vec<Vec<usize>> = ir
             .events
             .iter()

@@ -71,15 +71,8 @@ pub(crate) fn earn_into_last(st: &mut CustomerState, points: Decimal, now: DateT
         add_dec(&mut st.balances.pending, points);
         add_dec(&mut lot.remaining, points);
     } else {
-        let before = st.balances.available;
-        add_dec(&mut st.balances.available, points);
-        // as `make_available` gives a lot of its own: all of it, or what
-        // is left of it once a debt is paid off
-        let own = if before.is_sign_negative() {
-            st.balances.available.max(Decimal::ZERO)
-        } else {
-            points
-        };
+        // as a lot of its own would be made available
+        let own = pay_in(st, points);
         add_dec(&mut lot.remaining, own);
     }
     st.lots.push(lot);
@@ -87,10 +80,18 @@ pub(crate) fn earn_into_last(st: &mut CustomerState, points: Decimal, now: DateT
 
 /// Move a lot's points into `available`, paying off any debt first.
 fn make_available(st: &mut CustomerState, lot: &mut Lot) {
+    lot.remaining = pay_in(st, lot.remaining);
+}
+
+/// Add `points` to `available`, paying off any debt first; what is left of
+/// them for their lot (all of them when there was no debt).
+fn pay_in(st: &mut CustomerState, points: Decimal) -> Decimal {
     let before = st.balances.available;
-    add_dec(&mut st.balances.available, lot.remaining);
+    add_dec(&mut st.balances.available, points);
     if before.is_sign_negative() {
-        lot.remaining = st.balances.available.max(Decimal::ZERO);
+        st.balances.available.max(Decimal::ZERO)
+    } else {
+        points
     }
 }
 
