@@ -237,11 +237,13 @@ impl PyProgram {
     #[new]
     fn new(py: Python<'_>, source: &str) -> PyResult<Self> {
         let src = source.to_string();
-        let r = py.detach(move || guard(|| Program::compile(&src)))?;
+        let r = py.detach(move || {
+            guard(|| Program::compile(&src).map(|p| (arrow_io::points_decimals(&p), p)))
+        })?;
         match r {
-            Ok(program) => Ok(PyProgram {
+            Ok((decimals, program)) => Ok(PyProgram {
                 offsets: Arc::new(Offsets::new(program.source())),
-                decimals: arrow_io::points_decimals(&program).map_err(PyRuntimeError::new_err)?,
+                decimals: decimals.map_err(PyRuntimeError::new_err)?,
                 program,
             }),
             Err(e) => Err(errors::to_pyerr_src(py, &e, source)),
