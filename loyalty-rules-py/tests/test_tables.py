@@ -496,3 +496,22 @@ def test_points_beyond_int64_are_null_with_an_error() -> None:
     ]
     ev = program.evaluate(t, event_type="purchase")
     assert ev.select(["points", "points:Base", "errors"]).equals(out.select(["points", "points:Base", "errors"]))
+
+
+def test_unfit_points_errors_follow_the_rules_errors() -> None:
+    """A row's points that do not fit come after its rules' run-time
+    errors in ``errors``, in the same ``name: message; ...`` form."""
+    program = lr.compile(
+        'rule "Base" on purchase award 1 point per $1\n'
+        'rule "Div" on purchase award 10 / ((purchase.amount - purchase.amount) / $1) points'
+    )
+    out = every_path(program, purchases(["5", "20000000000000000000"]), event_type="purchase")
+    assert out.column("points").to_pylist() == [5, None]
+    assert out.column("errors").to_pylist() == [
+        "Div: division by zero",
+        "Div: division by zero; "
+        'points: 20000000000000000000 points do not fit the int64 column "points": left null '
+        "(the exact points are in the outcome, detail=True); "
+        'Base: 20000000000000000000 points do not fit the int64 column "points:Base": left null '
+        "(the exact points are in the outcome, detail=True)",
+    ]
