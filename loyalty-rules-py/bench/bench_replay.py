@@ -9,7 +9,11 @@ notebook user would write it, the iteration included), which is what
 ``lr.replay`` is timed from: the table or the DataFrame, conversion
 included.
 
-    python loyalty-rules-py/bench/bench_replay.py [--events 1000000] [--threads 1]
+    python loyalty-rules-py/bench/bench_replay.py [--events 1000000] [--threads 1] [--decimals 0]
+
+``--decimals 2`` runs the same rules with ``points have 2 decimals``: the
+results table's points columns are then decimal128(38, 2) instead of
+int64 (the Python loop is not run: its points are whole).
 
 Not a timed test: numbers depend on the machine (and on what else runs).
 """
@@ -26,6 +30,7 @@ from decimal import ROUND_FLOOR, Decimal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import loyalty_rules as lr
 
@@ -102,6 +107,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="replay threads (default 1 = one core)")
     ap.add_argument("--python-events", type=int, default=None, help="events for the pure-Python loop (default: all)")
     ap.add_argument("--repeat", type=int, default=1, help="runs of each; the best time is shown (default 1)")
+    ap.add_argument("--decimals", type=int, default=0,
+                    help="points have N decimals (default 0: whole points, int64 columns)")
     a = ap.parse_args()
     global REPEAT
     REPEAT = max(1, a.repeat)
@@ -113,7 +120,11 @@ def main() -> None:
     table = make_table(n, a.customers)
     df = table.to_pandas()
     print(f"data generated in {time.perf_counter() - t:.1f} s")
-    program = lr.compile(PROGRAM)
+    source = PROGRAM
+    if a.decimals:
+        source = f"points have {a.decimals} decimals, rounded down\n" + PROGRAM
+    program = lr.compile(source)
+    print(f"points columns: {program.points_type()}")
 
     res_arrow, arrow_eps = timed(
         "loyalty_rules replay (pyarrow.Table)", n,
@@ -133,6 +144,13 @@ def main() -> None:
         "loyalty_rules evaluate (pyarrow, stateless)", n,
         lambda: program.evaluate(table, event_type="purchase", threads=a.threads),
     )
+
+    # the table's exact per-rule columns sum to the stats (no deductions here)
+    for rule, pts in res_arrow.cost_per_rule().items():
+        assert pc.sum(res_arrow.table.column(f"points:{rule}")).as_py() == pts, rule
+    if a.decimals:
+        print("cost per rule:", {k: str(v) for k, v in res_arrow.cost_per_rule().items()})
+        return
 
     pn = a.python_events or n
     cols = table.slice(0, pn).to_pydict()

@@ -14,15 +14,16 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::sync::{Arc, Mutex};
 
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::{ArrayBuilder, StringBuilder};
 use arrow_array::cast::AsArray;
 use arrow_array::ffi_stream::{FFI_ArrowArrayStream, RecordBatchStreamReader};
 use arrow_array::types::*;
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, LargeStringArray, RecordBatch,
-    RecordBatchIterator, RecordBatchReader, StringArray, StringViewArray,
-    TimestampMicrosecondArray,
+    Array, ArrayRef, ArrowPrimitiveType, BooleanArray, Int64Array, LargeStringArray,
+    PrimitiveArray, RecordBatch, RecordBatchIterator, RecordBatchReader, StringArray,
+    StringViewArray, TimestampMicrosecondArray,
 };
+use arrow_buffer::{ArrowNativeType, BooleanBufferBuilder, NullBuffer};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use loyalty_rules::{Effect, Engine, Event, EventBuilder, Outcome, Program};
@@ -918,18 +919,252 @@ pub fn cell(a: &dyn Array, i: usize) -> Result<Json, String> {
     })
 }
 
+/// The number of decimals the program's points carry: 0 for `points are
+/// whole` (the default), N for `points have N decimals` (at most 8). It
+/// sets the type of the results table's points columns, so that their
+/// schema depends on the program only, never on the data.
+///
+/// `Program` has no accessor for it, so it is read from the program's
+/// syntax tree (`loyalty_rules::parse`, which needs the core's `unstable`
+/// feature): the program's one `points ... rounded ...` setting (a second
+/// one does not compile).
+pub fn points_decimals(program: &Program) -> Result<u32, String> {
+    let ast = loyalty_rules::parse(program.source()).map_err(|e| e.to_string())?;
+    let decimals = ast
+        .items
+        .iter()
+        .find_map(|item| match item {
+            loyalty_rules::ast::Item::Rounding { decimals, .. } => Some(*decimals),
+            _ => None,
+        })
+        .unwrap_or(0);
+    if decimals > 8 {
+        return Err(format!("points with {decimals} decimals (at most 8)"));
+    }
+    Ok(decimals)
+}
+
+/// A points value as a whole number of the results table's unit
+/// (10^-decimals points), exactly; None when there is no exact one (more
+/// decimals than the table's, or beyond i128).
+pub type Units = Option<i128>;
+
+/// `d` in units of 10^-`decimals`, exactly (see [`Units`]). Points carry
+/// exactly the program's decimals, so this is normally the mantissa as it
+/// is (the fast path: no multiplication, no division); any other scale is
+/// rescaled exactly, or gives None when that would round.
+pub fn units(d: &Decimal, decimals: u32) -> Units {
+    let (m, s) = (d.mantissa(), d.scale());
+    if s == decimals {
+        Some(m)
+    } else if s < decimals {
+        m.checked_mul(10i128.checked_pow(decimals - s)?)
+    } else {
+        let f = 10i128.checked_pow(s - decimals)?;
+        (m % f == 0).then(|| m / f)
+    }
+}
+
+/// The exact sum of two [`Units`].
+fn add_units(a: Units, b: Units) -> Units {
+    a?.checked_add(b?)
+}
+
+/// `u` units of 10^-`decimals` as decimal text (`-12.50`).
+fn units_text(u: i128, decimals: u32) -> String {
+    let digits = u.unsigned_abs().to_string();
+    let sign = if u < 0 { "-" } else { "" };
+    let d = decimals as usize;
+    if d == 0 {
+        return format!("{sign}{digits}");
+    }
+    let digits = format!("{digits:0>width$}", width = d + 1);
+    let (int, frac) = digits.split_at(digits.len() - d);
+    format!("{sign}{int}.{frac}")
+}
+
+/// The integer of a points cell: `i64` for whole points (an `int64`
+/// column), `i128` for points with decimals (a `decimal128(38, N)` column,
+/// the value in units of 10^-N).
+trait Cell: ArrowNativeType {
+    type Arrow: ArrowPrimitiveType<Native = Self>;
+    /// The cell holding `units`, if the column's type can.
+    fn fit(units: i128) -> Option<Self>;
+    fn units(self) -> i128;
+}
+
+impl Cell for i64 {
+    type Arrow = Int64Type;
+    fn fit(units: i128) -> Option<i64> {
+        i64::try_from(units).ok()
+    }
+    fn units(self) -> i128 {
+        self.into()
+    }
+}
+
+/// The largest magnitude of a `decimal128(38, _)` value, plus one.
+const DECIMAL38: u128 = 10u128.pow(38);
+
+impl Cell for i128 {
+    type Arrow = Decimal128Type;
+    fn fit(units: i128) -> Option<i128> {
+        (units.unsigned_abs() < DECIMAL38).then_some(units)
+    }
+    fn units(self) -> i128 {
+        self
+    }
+}
+
+/// The cells that do not fit their column in the row being added:
+/// (column: 0 `points`, 1 + r rule r; exact points), and the rules whose
+/// sum left the column's range during the row (it may come back: the sum
+/// goes on here, exact).
+#[derive(Default)]
+struct Unfit {
+    spill: Vec<(u32, Units)>,
+    cells: Vec<(u32, Units)>,
+}
+
+/// The points columns' cells: `points`, then one column per rule, zeroed
+/// ahead for the rows expected (freshly allocated zeros cost nothing
+/// until written), so a row writes only the rules it awards, not every
+/// rule's column.
+struct Cells<T> {
+    points: Vec<T>,
+    per_rule: Vec<Vec<T>>,
+}
+
+impl<T: Cell> Cells<T> {
+    fn new(rules: usize, capacity: usize) -> Self {
+        Cells {
+            points: Vec::with_capacity(capacity),
+            per_rule: (0..rules).map(|_| vec![T::default(); capacity]).collect(),
+        }
+    }
+
+    /// A new row of zero points; its index.
+    fn new_row(&mut self) -> usize {
+        let k = self.points.len();
+        self.points.push(T::default());
+        if self.per_rule.first().is_some_and(|v| v.len() <= k) {
+            // more rows than expected (the columns all have one length)
+            for v in &mut self.per_rule {
+                v.resize((2 * k).max(1024), T::default());
+            }
+        }
+        k
+    }
+
+    /// Add `u` to rule `r`'s points in row `k`.
+    fn add(&mut self, k: usize, r: usize, u: Units, unfit: &mut Unfit) {
+        let Some(col) = self.per_rule.get_mut(r) else {
+            return;
+        };
+        if let Some(s) = unfit.spill.iter_mut().find(|(x, _)| *x as usize == r) {
+            s.1 = add_units(s.1, u);
+            return;
+        }
+        let sum = add_units(Some(col[k].units()), u);
+        match sum.and_then(T::fit) {
+            Some(v) => col[k] = v,
+            None => unfit.spill.push((r as u32, sum)),
+        }
+    }
+
+    /// Row `k`'s total points, and the sums that left their column's range
+    /// during the row: those that do not fit in the end go to
+    /// `unfit.cells`, their cells left zero (to be nulls).
+    fn end_row(&mut self, k: usize, total: Units, unfit: &mut Unfit) {
+        match total.and_then(T::fit) {
+            Some(v) => self.points[k] = v,
+            None => unfit.cells.push((0, total)),
+        }
+        for (r, u) in unfit.spill.drain(..) {
+            let cell = &mut self.per_rule[r as usize][k];
+            match u.and_then(T::fit) {
+                Some(v) => *cell = v,
+                None => {
+                    *cell = T::default();
+                    unfit.cells.push((r + 1, u));
+                }
+            }
+        }
+    }
+
+    /// Add the row of `o`; its index, and whether it has a reward.
+    fn push_outcome(
+        &mut self,
+        maker: &RowMaker<'_>,
+        o: &Outcome,
+        rewards: &mut String,
+        unfit: &mut Unfit,
+    ) -> (usize, bool) {
+        let k = self.new_row();
+        let any = maker.effects(o, |r, u| self.add(k, r, u, unfit), rewards);
+        self.end_row(k, units(&o.points, maker.decimals), unfit);
+        (k, any)
+    }
+
+    /// Add a row of `total` points, and of each rule's in `per_rule`; its
+    /// index.
+    fn push_sums(&mut self, total: Units, per_rule: &[(u32, Units)], unfit: &mut Unfit) -> usize {
+        let k = self.new_row();
+        for &(r, u) in per_rule {
+            self.add(k, r as usize, u, unfit);
+        }
+        self.end_row(k, total, unfit);
+        k
+    }
+
+    /// The `n` rows' columns, of type `ty`: `points`, then each rule's,
+    /// with the cells of `nulls` null.
+    fn finish(self, n: usize, ty: &DataType, nulls: &[(usize, u32)]) -> Vec<ArrayRef> {
+        let null_buffer = |c: u32| {
+            nulls.iter().any(|(_, x)| *x == c).then(|| {
+                let mut valid = BooleanBufferBuilder::new(n);
+                valid.append_n(n, true);
+                for &(k, x) in nulls {
+                    if x == c {
+                        valid.set_bit(k, false);
+                    }
+                }
+                NullBuffer::new(valid.finish())
+            })
+        };
+        std::iter::once(self.points)
+            .chain(self.per_rule)
+            .enumerate()
+            .map(|(c, mut v)| {
+                v.truncate(n);
+                let a = PrimitiveArray::<T::Arrow>::new(v.into(), null_buffer(c as u32))
+                    .with_data_type(ty.clone());
+                Arc::new(a) as ArrayRef
+            })
+            .collect()
+    }
+}
+
+/// The points columns, by the program's decimals.
+enum Points {
+    /// whole points: `int64`
+    Whole(Cells<i64>),
+    /// points with decimals: `decimal128(38, decimals)`
+    Decimal(Cells<i128>),
+}
+
 /// What the results table keeps of one outcome (made on the replay's
 /// threads, appended in input order).
 pub struct Row {
-    points: f64,
+    points: Units,
     event: Arc<str>,
     customer: Arc<str>,
     event_type: Arc<str>,
     status: Option<&'static str>,
     reason: Option<String>,
     errors: Option<String>,
-    /// (rule index, points of the spendable kind)
-    per_rule: Vec<(u32, f64)>,
+    /// (rule index, exact sum of its points of the spendable kind)
+    per_rule: Vec<(u32, Units)>,
     rewards: Option<String>,
     /// The whole outcome as JSON (`detail` only).
     outcome: Option<String>,
@@ -939,6 +1174,8 @@ pub struct Row {
 /// replay's threads share it).
 pub struct RowMaker<'a> {
     detail: bool,
+    /// the program's points decimals: the table's unit is 10^-decimals
+    decimals: u32,
     source: &'a crate::errors::Offsets,
     rules: Vec<&'a str>,
     index: HashMap<&'a str, usize>,
@@ -958,13 +1195,13 @@ impl RowMaker<'_> {
         self.index.get(&**rule).copied()
     }
 
-    /// Walk `o`'s effects: `award(rule index, points)` for each award of
-    /// the spendable kind, and the rewards' names added to `rewards`
-    /// (`; ` between). Returns whether there was a reward.
+    /// Walk `o`'s effects: `award(rule index, points in units)` for each
+    /// award of the spendable kind, and the rewards' names added to
+    /// `rewards` (`; ` between). Returns whether there was a reward.
     fn effects(
         &self,
         o: &Outcome,
-        mut award: impl FnMut(usize, f64),
+        mut award: impl FnMut(usize, Units),
         rewards: &mut String,
     ) -> bool {
         let mut any = false;
@@ -977,7 +1214,7 @@ impl RowMaker<'_> {
                     rule, kind, points, ..
                 } if &**kind == "points" => {
                     if let Some(r) = self.rule_index(rule) {
-                        award(r, dec_f64(points));
+                        award(r, units(points, self.decimals));
                     }
                 }
                 Effect::Reward { reward, .. } => {
@@ -1024,20 +1261,59 @@ impl RowMaker<'_> {
         })
     }
 
+    /// The type of the points columns: `int64` for whole points,
+    /// `decimal128(38, N)` for N decimals.
+    fn points_type(&self) -> DataType {
+        match self.decimals {
+            0 => DataType::Int64,
+            d => DataType::Decimal128(38, d as i8),
+        }
+    }
+
+    /// Add to `errors` (`; ` between, as the rules' errors) why the cells
+    /// of `unfit` are null: their points, exact, do not fit the column.
+    /// The entry of a rule's column starts with the rule's name, the
+    /// total's with `points`.
+    fn unfit_errors(&self, unfit: &mut [(u32, Units)], errors: &mut String) {
+        // in column order, however the row was made
+        unfit.sort_unstable_by_key(|(c, _)| *c);
+        let ty = self.points_type().to_string().to_lowercase();
+        for (c, u) in unfit.iter() {
+            let (who, column) = match c.checked_sub(1) {
+                None => ("points", "points".to_string()),
+                Some(r) => {
+                    let rule = self.rules[r as usize];
+                    (rule, format!("points:{rule}"))
+                }
+            };
+            let value = match u {
+                Some(u) => format!("{} points", units_text(*u, self.decimals)),
+                None => "the points".to_string(),
+            };
+            if !errors.is_empty() {
+                errors.push_str("; ");
+            }
+            errors.push_str(&format!(
+                "{who}: {value} do not fit the {ty} column \"{column}\": left null \
+                 (the exact points are in the outcome, detail=True)"
+            ));
+        }
+    }
+
     /// What the table keeps of `o` (on any thread: see `push_row`).
     pub fn row(&self, o: &Outcome) -> Row {
-        let mut per_rule: Vec<(u32, f64)> = Vec::new();
+        let mut per_rule: Vec<(u32, Units)> = Vec::new();
         let mut rewards = String::new();
         let any = self.effects(
             o,
-            |r, p| match per_rule.iter_mut().find(|(x, _)| *x as usize == r) {
-                Some((_, q)) => *q += p,
-                None => per_rule.push((r as u32, p)),
+            |r, u| match per_rule.iter_mut().find(|(x, _)| *x as usize == r) {
+                Some((_, q)) => *q = add_units(*q, u),
+                None => per_rule.push((r as u32, u)),
             },
             &mut rewards,
         );
         Row {
-            points: dec_f64(&o.points),
+            points: units(&o.points, self.decimals),
             event: o.event.clone(),
             customer: o.customer.clone(),
             event_type: o.event_type.clone(),
@@ -1093,21 +1369,29 @@ impl Texts {
 /// Per-event results as one record batch: one row per event, in input
 /// order, with points per rule. Outcomes are added one at a time (so a
 /// replay can stream them in without keeping them).
+///
+/// The points columns are exact, of a type set by the program alone:
+/// `int64` for whole points, `decimal128(38, N)` for N decimals. A cell
+/// whose points do not fit it (beyond 2^63 whole points; 10^38 units) is
+/// null, and the row's `errors` say so.
 pub struct ResultsBuilder<'a> {
     maker: RowMaker<'a>,
-    /// Points per rule, a column per rule, zeroed ahead for the rows
-    /// expected (freshly allocated zeros cost nothing until written), so
-    /// a row writes only the rules it awards, not every rule's column.
-    per_rule: Vec<Vec<f64>>,
-    points: Vec<f64>,
+    points: Points,
+    /// the cells left null: (row, column: 0 `points`, 1 + r rule r)
+    nulls: Vec<(usize, u32)>,
+    /// the row being added's cells that do not fit (reused)
+    unfit: Unfit,
     texts: Texts,
     /// the rewards text of the outcome being added (reused)
     rewards: String,
 }
 
 impl<'a> ResultsBuilder<'a> {
+    /// The results of `program`, whose points have `decimals` decimals
+    /// (see [`points_decimals`]).
     pub fn new(
         program: &'a Program,
+        decimals: u32,
         detail: bool,
         source: &'a crate::errors::Offsets,
         capacity: usize,
@@ -1116,14 +1400,19 @@ impl<'a> ResultsBuilder<'a> {
         let index = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
         let strings = || StringBuilder::with_capacity(capacity, capacity * 8);
         ResultsBuilder {
-            per_rule: rules.iter().map(|_| vec![0.0; capacity]).collect(),
+            points: match decimals {
+                0 => Points::Whole(Cells::new(rules.len(), capacity)),
+                _ => Points::Decimal(Cells::new(rules.len(), capacity)),
+            },
             maker: RowMaker {
                 detail,
+                decimals,
                 source,
                 rules,
                 index,
             },
-            points: Vec::with_capacity(capacity),
+            nulls: Vec::new(),
+            unfit: Unfit::default(),
             texts: Texts {
                 event: strings(),
                 customer: strings(),
@@ -1143,35 +1432,28 @@ impl<'a> ResultsBuilder<'a> {
         &self.maker
     }
 
-    /// A new row of zero points per rule; its index.
-    fn new_row(&mut self, points: f64) -> usize {
-        let k = self.points.len();
-        self.points.push(points);
-        if self.per_rule.first().is_some_and(|v| v.len() <= k) {
-            // more rows than expected (the columns all have one length)
-            for v in &mut self.per_rule {
-                v.resize((2 * k).max(1024), 0.0);
-            }
+    /// Row `k`'s cells that did not fit are nulls, and `errors` say why.
+    fn unfit_cells(&mut self, k: usize, errors: &mut Option<String>) {
+        let cells = &mut self.unfit.cells;
+        if !cells.is_empty() {
+            self.nulls.extend(cells.iter().map(|(c, _)| (k, *c)));
+            self.maker
+                .unfit_errors(cells, errors.get_or_insert_with(String::new));
+            cells.clear();
         }
-        k
     }
 
     /// Append the row of `o` straight from it (on the thread that builds
     /// the table: no `Row` is made, so nothing is allocated or shared).
     pub fn push(&mut self, o: &Outcome) {
-        let k = self.new_row(dec_f64(&o.points));
-        let per_rule = &mut self.per_rule;
         self.rewards.clear();
-        let any = self.maker.effects(
-            o,
-            |r, p| {
-                if let Some(v) = per_rule.get_mut(r) {
-                    v[k] += p;
-                }
-            },
-            &mut self.rewards,
-        );
-        let errors = RowMaker::errors(o);
+        let (maker, rewards, unfit) = (&self.maker, &mut self.rewards, &mut self.unfit);
+        let (k, any) = match &mut self.points {
+            Points::Whole(c) => c.push_outcome(maker, o, rewards, unfit),
+            Points::Decimal(c) => c.push_outcome(maker, o, rewards, unfit),
+        };
+        let mut errors = RowMaker::errors(o);
+        self.unfit_cells(k, &mut errors);
         let outcome = self.maker.outcome(o);
         self.texts.push(RowText {
             event: &o.event,
@@ -1186,13 +1468,13 @@ impl<'a> ResultsBuilder<'a> {
     }
 
     /// Append a row made by `row` (rows must come in input order).
-    pub fn push_row(&mut self, r: Row) {
-        let k = self.new_row(r.points);
-        for (rule, p) in r.per_rule {
-            if let Some(v) = self.per_rule.get_mut(rule as usize) {
-                v[k] += p;
-            }
-        }
+    pub fn push_row(&mut self, mut r: Row) {
+        let unfit = &mut self.unfit;
+        let k = match &mut self.points {
+            Points::Whole(c) => c.push_sums(r.points, &r.per_rule, unfit),
+            Points::Decimal(c) => c.push_sums(r.points, &r.per_rule, unfit),
+        };
+        self.unfit_cells(k, &mut r.errors);
         self.texts.push(RowText {
             event: &r.event,
             customer: &r.customer,
@@ -1205,8 +1487,15 @@ impl<'a> ResultsBuilder<'a> {
         });
     }
 
-    pub fn finish(mut self, times: Vec<i64>, rows: Vec<i64>) -> Result<RecordBatch, String> {
-        let n = self.points.len();
+    pub fn finish(self, times: Vec<i64>, rows: Vec<i64>) -> Result<RecordBatch, String> {
+        let n = self.texts.event.len();
+        let ty = self.maker.points_type();
+        let mut points = match self.points {
+            Points::Whole(c) => c.finish(n, &ty, &self.nulls),
+            Points::Decimal(c) => c.finish(n, &ty, &self.nulls),
+        }
+        .into_iter();
+        let mut texts = self.texts;
         let mut fields = vec![
             Field::new("row", DataType::Int64, false),
             Field::new("event", DataType::Utf8, false),
@@ -1219,47 +1508,33 @@ impl<'a> ResultsBuilder<'a> {
             ),
             Field::new("status", DataType::Utf8, true),
             Field::new("reason", DataType::Utf8, true),
-            Field::new("points", DataType::Float64, false),
+            // nullable whatever the data: the schema is the program's
+            Field::new("points", ty.clone(), true),
             Field::new("rewards", DataType::Utf8, true),
             Field::new("errors", DataType::Utf8, true),
         ];
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(Int64Array::from(rows)),
-            Arc::new(self.texts.event.finish()),
-            Arc::new(self.texts.customer.finish()),
-            Arc::new(self.texts.ety.finish()),
+            Arc::new(texts.event.finish()),
+            Arc::new(texts.customer.finish()),
+            Arc::new(texts.ety.finish()),
             Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC")),
-            Arc::new(self.texts.status.finish()),
-            Arc::new(self.texts.reason.finish()),
-            Arc::new(Float64Array::from(self.points)),
-            Arc::new(self.texts.rewards.finish()),
-            Arc::new(self.texts.errors.finish()),
+            Arc::new(texts.status.finish()),
+            Arc::new(texts.reason.finish()),
+            points.next().ok_or("no points column")?,
+            Arc::new(texts.rewards.finish()),
+            Arc::new(texts.errors.finish()),
         ];
-        for (r, mut vals) in self.maker.rules.iter().zip(self.per_rule) {
-            vals.truncate(n);
-            fields.push(Field::new(format!("points:{r}"), DataType::Float64, false));
-            cols.push(Arc::new(Float64Array::from(vals)));
+        for (r, col) in self.maker.rules.iter().zip(points) {
+            fields.push(Field::new(format!("points:{r}"), ty.clone(), true));
+            cols.push(col);
         }
         if self.maker.detail {
             fields.push(Field::new("outcome", DataType::Utf8, false));
-            cols.push(Arc::new(self.texts.outcome.finish()));
+            cols.push(Arc::new(texts.outcome.finish()));
         }
         RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| e.to_string())
     }
-}
-
-/// A decimal as the nearest f64.
-pub fn dec_f64(d: &rust_decimal::Decimal) -> f64 {
-    use rust_decimal::prelude::ToPrimitive;
-    if d.scale() == 0 {
-        // an integer (most points are): the same value `to_f64` gives (its
-        // i128 -> f64 rounds as i64 -> f64 does), without the software
-        // 128-bit conversion
-        if let Ok(m) = i64::try_from(d.mantissa()) {
-            return m as f64;
-        }
-    }
-    d.to_f64().unwrap_or(f64::NAN)
 }
 
 /// Customer states as a batch: `customer` (utf8), `state` (utf8, JSON).
@@ -1307,64 +1582,197 @@ pub fn states_from_batches(
 
 #[cfg(test)]
 mod tests {
-    use super::{dec_f64, ResultsBuilder};
+    use super::{points_decimals, units, units_text, ResultsBuilder};
     use arrow_array::cast::AsArray;
-    use arrow_array::types::Float64Type;
-    use rust_decimal::prelude::ToPrimitive;
+    use arrow_array::types::{Decimal128Type, Int64Type};
+    use arrow_array::{Array, RecordBatch};
+    use arrow_schema::DataType;
     use rust_decimal::Decimal;
 
-    #[test]
-    fn results_grow_past_the_rows_expected() {
-        let p = loyalty_rules::Program::compile(
-            "rule \"A\" on purchase award 1 point per $1\nrule \"B\" on purchase if purchase.amount > $5 award 3 points",
+    fn purchase(i: usize, amount: &str) -> String {
+        format!(
+            r#"{{"type":"purchase","id":"o{i}","customer":"c","time":"2025-01-01T00:00:00Z","amount":"{amount}"}}"#
         )
-        .unwrap();
+    }
+
+    /// The results of `amounts` replayed through `source`, made both ways:
+    /// pushed straight from the outcomes, and as `Row`s (the several-thread
+    /// replay); the two must be equal.
+    fn results(source: &str, amounts: &[&str]) -> RecordBatch {
+        let p = loyalty_rules::Program::compile(source).unwrap();
+        let decimals = points_decimals(&p).unwrap();
         let offs = crate::errors::Offsets::new(p.source());
         let mut e = loyalty_rules::Engine::new(p.clone());
-        let mut rb = ResultsBuilder::new(&p, false, &offs, 1);
-        let n = 1500;
-        for i in 0..n {
-            let o = e
-                .process_json(&format!(
-                    r#"{{"type":"purchase","id":"o{i}","customer":"c","time":"2025-01-01T00:00:00Z","amount":"{}"}}"#,
-                    i % 10
-                ))
-                .unwrap();
-            rb.push(&o);
+        let mut direct = ResultsBuilder::new(&p, decimals, false, &offs, 1);
+        let mut rows = ResultsBuilder::new(&p, decimals, false, &offs, 1);
+        for (i, a) in amounts.iter().enumerate() {
+            let o = e.process_json(&purchase(i, a)).unwrap();
+            direct.push(&o);
+            let r = rows.maker().row(&o);
+            rows.push_row(r);
         }
-        let b = rb.finish(vec![0; n], (0..n as i64).collect()).unwrap();
-        let col = |name: &str| -> Vec<f64> {
-            let c = b.column_by_name(name).unwrap();
-            c.as_primitive::<Float64Type>().values().to_vec()
-        };
-        let want_a: Vec<f64> = (0..n).map(|i| (i % 10) as f64).collect();
-        let want_b: Vec<f64> = (0..n).map(|i| if i % 10 > 5 { 3.0 } else { 0.0 }).collect();
-        assert_eq!(col("points:A"), want_a);
-        assert_eq!(col("points:B"), want_b);
+        let n = amounts.len();
+        let finish = |b: ResultsBuilder<'_>| b.finish(vec![0; n], (0..n as i64).collect()).unwrap();
+        let (direct, rows) = (finish(direct), finish(rows));
+        assert_eq!(direct, rows);
+        direct
+    }
+
+    fn ints(b: &RecordBatch, name: &str) -> Vec<Option<i64>> {
+        let c = b.column_by_name(name).unwrap();
+        assert_eq!(c.data_type(), &DataType::Int64, "{name}");
+        c.as_primitive::<Int64Type>().iter().collect()
+    }
+
+    fn texts(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
+        let c = b.column_by_name(name).unwrap().as_string::<i32>();
+        c.iter().map(|s| s.map(str::to_string)).collect()
     }
 
     #[test]
-    fn dec_f64_is_to_f64() {
-        let mut cases: Vec<Decimal> = [
-            "0",
-            "-0",
-            "25",
-            "-7",
-            "59529117",
-            "9007199254740993",
-            "-9223372036854775808",
-            "9223372036854775808",
-            "79228162514264337593543950335",
-            "12.50",
-            "0.1",
-            "-3.333",
-        ]
-        .iter()
-        .map(|s| s.parse().unwrap())
-        .collect();
-        cases.extend((0..64).map(|b| Decimal::from_i128_with_scale((1i128 << b) + 1, 0)));
-        for d in cases {
-            assert_eq!(dec_f64(&d).to_bits(), d.to_f64().unwrap().to_bits(), "{d}");
+    fn results_grow_past_the_rows_expected() {
+        let n = 1500;
+        let amounts: Vec<String> = (0..n).map(|i| (i % 10).to_string()).collect();
+        let amounts: Vec<&str> = amounts.iter().map(|s| s.as_str()).collect();
+        let b = results(
+            "rule \"A\" on purchase award 1 point per $1\nrule \"B\" on purchase if purchase.amount > $5 award 3 points",
+            &amounts,
+        );
+        let want_a: Vec<Option<i64>> = (0..n).map(|i| Some((i % 10) as i64)).collect();
+        let want_b: Vec<Option<i64>> = (0..n)
+            .map(|i| Some(if i % 10 > 5 { 3 } else { 0 }))
+            .collect();
+        assert_eq!(ints(&b, "points:A"), want_a);
+        assert_eq!(ints(&b, "points:B"), want_b);
+    }
+
+    #[test]
+    fn whole_points_are_exact_int64() {
+        // 2^53 + 1 points: a float64 would give 2^53
+        let b = results(
+            "rule \"A\" on purchase award 1 point per $1\nrule \"B\" on purchase award 2 points\nrule \"B2\" on purchase award 0 points",
+            &["9007199254740993", "9223372036854775805"],
+        );
+        assert_eq!(
+            ints(&b, "points:A"),
+            [Some(9007199254740993), Some(9223372036854775805)]
+        );
+        assert_eq!(ints(&b, "points"), [Some(9007199254740995), Some(i64::MAX)]);
+        assert_eq!(texts(&b, "errors"), [None, None]);
+        assert!(b.schema().field_with_name("points").unwrap().is_nullable());
+    }
+
+    #[test]
+    fn points_beyond_int64_are_null_with_an_error() {
+        let source = "rule \"A\" on purchase award 1 point per $1\n\
+                      rule \"B\" on purchase\n  award 1 point per $1\n  award 1 point per $1\n  deduct 1 point per $1\n\
+                      rule \"C\" on purchase if purchase.amount > $100 award 5 points";
+        // B's sum goes past int64 on its second line and back on its third
+        let b = results(
+            source,
+            &["10", "5000000000000000000", "20000000000000000000"],
+        );
+        assert_eq!(
+            ints(&b, "points:A"),
+            [Some(10), Some(5_000_000_000_000_000_000), None]
+        );
+        assert_eq!(
+            ints(&b, "points:B"),
+            [Some(10), Some(5_000_000_000_000_000_000), None]
+        );
+        assert_eq!(ints(&b, "points:C"), [Some(0), Some(5), Some(5)]);
+        assert_eq!(ints(&b, "points"), [Some(20), None, None]);
+        let errors = texts(&b, "errors");
+        assert_eq!(errors[0], None);
+        assert_eq!(
+            errors[1].as_deref(),
+            Some("points: 10000000000000000005 points do not fit the int64 column \"points\": left null (the exact points are in the outcome, detail=True)")
+        );
+        let e2 = errors[2].as_deref().unwrap();
+        assert!(
+            e2.starts_with(
+                "points: 40000000000000000005 points do not fit the int64 column \"points\""
+            ),
+            "{e2}"
+        );
+        assert!(e2.contains("; A: 20000000000000000000 points do not fit the int64 column \"points:A\": left null"), "{e2}");
+        assert!(
+            e2.contains(
+                "; B: 20000000000000000000 points do not fit the int64 column \"points:B\""
+            ),
+            "{e2}"
+        );
+        // the null cells are zeros underneath
+        let a = b.column_by_name("points:A").unwrap();
+        assert_eq!(a.null_count(), 1);
+        assert_eq!(a.as_primitive::<Int64Type>().values()[2], 0);
+    }
+
+    #[test]
+    fn points_with_decimals_are_exact_decimal128() {
+        // 0.1 + 0.2 (in float64, 0.30000000000000004) and 2.675 rounded down
+        let source = "points have 2 decimals, rounded down\n\
+                      rule \"A\" on purchase\n  award 0.1 points\n  award 0.2 points\n\
+                      rule \"B\" on purchase award 1 point per $1 of purchase.amount / 2";
+        let b = results(source, &["5.35", "0.01", "100000000000000000000000"]);
+        for c in ["points", "points:A", "points:B"] {
+            assert_eq!(
+                b.schema().field_with_name(c).unwrap().data_type(),
+                &DataType::Decimal128(38, 2)
+            );
         }
+        let dec = |name: &str| -> Vec<String> {
+            let c = b
+                .column_by_name(name)
+                .unwrap()
+                .as_primitive::<Decimal128Type>();
+            (0..c.len()).map(|i| c.value_as_string(i)).collect()
+        };
+        assert_eq!(dec("points:A"), ["0.30", "0.30", "0.30"]);
+        assert_eq!(
+            dec("points:B"),
+            ["2.67", "0.00", "50000000000000000000000.00"]
+        );
+        assert_eq!(
+            dec("points"),
+            ["2.97", "0.30", "50000000000000000000000.30"]
+        );
+    }
+
+    #[test]
+    fn decimals_of_a_program() {
+        let d = |s: &str| points_decimals(&loyalty_rules::Program::compile(s).unwrap()).unwrap();
+        assert_eq!(d("rule \"A\" on purchase award 1 point"), 0);
+        assert_eq!(
+            d("points are whole, rounded up\nrule \"A\" on purchase award 1 point"),
+            0
+        );
+        assert_eq!(
+            d("points have 8 decimals, rounded half even\nrule \"A\" on purchase award 1 point"),
+            8
+        );
+        assert_eq!(
+            d("points have 1 decimal, rounded down\nrule \"A\" on purchase award 1 point"),
+            1
+        );
+    }
+
+    #[test]
+    fn units_rescale_exactly() {
+        let u = |s: &str, d: u32| units(&s.parse::<Decimal>().unwrap(), d);
+        assert_eq!(u("12.50", 2), Some(1250));
+        assert_eq!(u("12.5", 2), Some(1250));
+        assert_eq!(u("-7", 8), Some(-700_000_000));
+        assert_eq!(u("12.500", 2), Some(1250));
+        assert_eq!(u("12.505", 2), None); // would round
+        assert_eq!(u("3.0", 0), Some(3));
+        assert_eq!(
+            u("79228162514264337593543950335", 8),
+            Some(79228162514264337593543950335 * 100_000_000)
+        );
+        assert_eq!(units_text(-1250, 2), "-12.50");
+        assert_eq!(units_text(5, 3), "0.005");
+        assert_eq!(units_text(-5, 0), "-5");
+        assert_eq!(units_text(i128::MIN, 0), i128::MIN.to_string());
     }
 }

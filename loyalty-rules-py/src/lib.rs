@@ -210,6 +210,8 @@ fn event_of(
 pub struct PyProgram {
     program: Program,
     offsets: Arc<Offsets>,
+    /// the points' decimals (`arrow_io::points_decimals`)
+    decimals: u32,
 }
 
 impl PyProgram {
@@ -235,14 +237,25 @@ impl PyProgram {
     #[new]
     fn new(py: Python<'_>, source: &str) -> PyResult<Self> {
         let src = source.to_string();
-        let r = py.detach(move || guard(|| Program::compile(&src)))?;
+        let r = py.detach(move || {
+            guard(|| Program::compile(&src).map(|p| (arrow_io::points_decimals(&p), p)))
+        })?;
         match r {
-            Ok(program) => Ok(PyProgram {
+            Ok((decimals, program)) => Ok(PyProgram {
                 offsets: Arc::new(Offsets::new(program.source())),
+                decimals: decimals.map_err(PyRuntimeError::new_err)?,
                 program,
             }),
             Err(e) => Err(errors::to_pyerr_src(py, &e, source)),
         }
+    }
+
+    /// The number of decimals of the program's points (0 for whole
+    /// points): the results tables' points columns are int64 when 0,
+    /// decimal128(38, N) otherwise.
+    #[getter]
+    fn points_decimals(&self) -> u32 {
+        self.decimals
     }
 
     #[getter]
@@ -337,6 +350,7 @@ impl PyProgram {
         let threads = threads.unwrap_or_else(default_threads).max(1);
         let program = &self.program;
         let offs = &self.offsets;
+        let decimals = self.decimals;
         let r = py.detach(|| {
             guard(|| -> Result<_, RowError> {
                 // Rows are converted, evaluated and added to the results a
@@ -372,7 +386,7 @@ impl PyProgram {
                     }
                     Ok(out)
                 };
-                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, total);
+                let mut rb = arrow_io::ResultsBuilder::new(program, decimals, detail, offs, total);
                 let mut chunks =
                     arrow_io::EventChunks::new(program, &batches, &map, threads, CHUNK);
                 let mut events: Vec<Event> = Vec::new();
@@ -444,6 +458,7 @@ pub struct PyEngine {
     inner: Mutex<Held>,
     program: Program,
     offsets: Arc<Offsets>,
+    decimals: u32,
 }
 
 /// The engine behind a `PyEngine`'s lock, and whether it is known to have
@@ -514,6 +529,7 @@ impl PyEngine {
             inner: Mutex::new(Held { engine, empty }),
             program: p,
             offsets: program.offsets.clone(),
+            decimals: program.decimals,
         })
     }
 
@@ -522,6 +538,7 @@ impl PyEngine {
         PyProgram {
             program: self.program.clone(),
             offsets: self.offsets.clone(),
+            decimals: self.decimals,
         }
     }
 
@@ -636,6 +653,7 @@ impl PyEngine {
         let threads = threads.unwrap_or_else(default_threads).max(1);
         let program = &self.program;
         let offs = &self.offsets;
+        let decimals = self.decimals;
         let inner = &self.inner;
         let r = py.detach(|| {
             guard(|| -> Result<Result<_, RowError>, String> {
@@ -643,7 +661,7 @@ impl PyEngine {
                     .lock()
                     .map_err(|_| "engine unusable after an internal error")?;
                 let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, total);
+                let mut rb = arrow_io::ResultsBuilder::new(program, decimals, detail, offs, total);
                 // (`LOYALTY_RULES_CHUNK=0` converts all rows first here
                 // too, to measure one way against the other)
                 let (stats, times, order) = if threads <= 1 && held.empty && replay_chunk() > 0 {

@@ -75,10 +75,11 @@ def check_results(table: Any, expected: list[lr.Outcome], program: lr.Program) -
     assert d["row"] == list(range(len(expected)))
     assert d["event"] == [o.event for o in expected]
     assert d["status"] == [o.status for o in expected]
-    assert [Decimal(str(x)) for x in d["points"]] == [o.points for o in expected]
+    assert table.schema.field("points").type == pa.int64()
+    assert d["points"] == [o.points for o in expected]
     for r in program.rule_names:
-        col = d[f"points:{r}"]
-        assert [Decimal(str(x)) for x in col] == [o.points_by_rule().get(r, Decimal(0)) for o in expected]
+        assert table.schema.field(f"points:{r}").type == pa.int64()
+        assert d[f"points:{r}"] == [o.points_by_rule().get(r, Decimal(0)) for o in expected]
 
 
 def test_pyarrow_table(program: lr.Program, expected: list[lr.Outcome]) -> None:
@@ -92,7 +93,7 @@ def test_pyarrow_table(program: lr.Program, expected: list[lr.Outcome]) -> None:
     assert set(r.states) == {f"c{i}" for i in range(7)}
     # per-rule totals: the table and the exact stats agree
     for rule, pts in r.cost_per_rule().items():
-        assert float(pts) == pytest.approx(sum(r.table.column(f"points:{rule}").to_pylist()))
+        assert pts == pa.compute.sum(r.table.column(f"points:{rule}")).as_py()
 
 
 def test_pyarrow_record_batch_reader(program: lr.Program, expected: list[lr.Outcome]) -> None:
@@ -147,7 +148,7 @@ def test_column_mapping_and_event_type(program: lr.Program) -> None:
         columns={"order_id": "id", "member": "customer", "ts": "time", "total": "amount", "note": None},
         event_type="purchase",
     )
-    assert r.table.column("points").to_pylist() == [10.0, 250.0]
+    assert r.table.column("points").to_pylist() == [10, 250]
     assert r.table.column("event").to_pylist() == ["a", "b"]
     assert r.table.column("time").to_pylist()[1] == dt.datetime(1970, 1, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -374,3 +375,143 @@ def test_replay_in_customer_order_gives_row_order_results() -> None:
             fresh.replay(small, event_type="purchase", threads=threads)
         assert ei.value.row == 3 and ei.value.field == "amount"
         assert fresh.snapshot() == before
+
+
+# --------------------------------------------------------------------------
+# The points columns are exact: int64 for whole points, decimal128(38, N)
+# for N decimals (the program's type, whatever the data)
+
+
+def purchases(amounts: list[str]) -> Any:
+    n = len(amounts)
+    return pa.table(
+        {
+            "id": [f"o{i}" for i in range(n)],
+            "customer": [f"c{i % 2}" for i in range(n)],
+            "time": pa.array([1_767_225_600_000_000 + i for i in range(n)], pa.timestamp("us", "UTC")),
+            "amount": amounts,
+        }
+    )
+
+
+def every_path(program: lr.Program, t: Any, **kw: Any) -> Any:
+    """The results of replaying ``t`` by every path, which must all be equal:
+    one thread streamed in customer order, one thread in row order (an
+    engine with a customer converts all rows first), two threads (rows made
+    on the replay's threads), record batches, pandas and polars input."""
+    base = lr.replay(program, t, threads=1, **kw).table
+    e = lr.Engine(program)
+    e.set_customer({"id": "someone else"})
+    batches = pa.RecordBatchReader.from_batches(t.schema, t.to_batches(max_chunksize=2))
+    others = {
+        "row order": e.replay(t, threads=1, **kw).table,
+        "2 threads": lr.replay(program, t, threads=2, **kw).table,
+        "batches": lr.replay(program, batches, threads=1, **kw).table,
+        "pandas": lr.replay(program, t.to_pandas(), **kw).table,
+        "polars": lr.replay(program, pl.from_arrow(t), **kw).table,
+    }
+    for path, table in others.items():
+        assert table.equals(base), path
+    return base
+
+
+def points_columns(program: lr.Program) -> list[str]:
+    return ["points"] + [f"points:{r}" for r in program.rule_names]
+
+
+def test_whole_points_are_exact_int64() -> None:
+    """Whole points are int64, exact beyond 2^53 (where float64 is not)."""
+    program = lr.compile(
+        'rule "Base" on purchase award 1 point per $1\nrule "Bonus" on purchase\n  award 1 point\n  award 2 points'
+    )
+    assert program.points_decimals == 0 and program.points_type() == pa.int64()
+    big = 2**53 + 1
+    t = purchases([str(big), "12.99", str(2**62 + 1)])
+    out = every_path(program, t, event_type="purchase")
+    for c in points_columns(program):
+        assert out.schema.field(c).type == pa.int64()
+    assert out.column("points:Base").to_pylist() == [big, 12, 2**62 + 1]
+    assert out.column("points:Bonus").to_pylist() == [3, 3, 3]
+    assert out.column("points").to_pylist() == [big + 3, 15, 2**62 + 4]
+    assert out.column("errors").null_count == 3
+    # the stateless evaluation makes the same columns
+    ev = program.evaluate(t, event_type="purchase", threads=2)
+    assert ev.select(points_columns(program)).equals(out.select(points_columns(program)))
+
+
+def test_points_with_decimals_are_exact_decimal128() -> None:
+    """Points with 2 decimals are decimal128(38, 2), summed exactly: a rule's
+    0.1 and 0.2 make 0.30 (0.30000000000000004 in float64), and 17
+    significant digits stay exact."""
+    program = lr.compile(
+        "points have 2 decimals, rounded half even\n"
+        'rule "Tenths" on purchase\n  award 0.1 points\n  award 0.2 points\n'
+        'rule "Half" on purchase award 1 point per $1 of purchase.amount / 2\n'
+    )
+    assert program.points_decimals == 2
+    assert program.points_type() == pa.decimal128(38, 2)
+    t = purchases(["0.10", "1234567890123456.78", "7"])
+    out = every_path(program, t, event_type="purchase")
+    for c in points_columns(program):
+        assert out.schema.field(c).type == pa.decimal128(38, 2)
+    tenths = out.column("points:Tenths").to_pylist()
+    assert all(isinstance(x, Decimal) for x in tenths)
+    assert [str(x) for x in tenths] == ["0.30", "0.30", "0.30"]
+    assert [str(x) for x in out.column("points:Half").to_pylist()] == ["0.05", "617283945061728.39", "3.50"]
+    assert [str(x) for x in out.column("points").to_pylist()] == ["0.35", "617283945061728.69", "3.80"]
+    # exact sums with pyarrow compute, and the stats agree
+    r = lr.replay(program, t, event_type="purchase")
+    for rule, pts in r.cost_per_rule().items():
+        assert pa.compute.sum(r.table.column(f"points:{rule}")).as_py() == pts
+    ev = program.evaluate(t, event_type="purchase")
+    assert ev.select(points_columns(program)).equals(out.select(points_columns(program)))
+
+
+def test_points_beyond_int64_are_null_with_an_error() -> None:
+    """A cell whose points do not fit int64 is null (never wrapped, clamped
+    or rounded), and the row's ``errors`` say so; the outcome has them."""
+    program = lr.compile('rule "Base" on purchase award 1 point per $1\nrule "Bonus" on purchase award 5 points')
+    t = purchases(["10", str(2**63 - 2), "20000000000000000000"])
+    out = every_path(program, t, event_type="purchase", detail=True)
+    assert out.schema.field("points").type == pa.int64()
+    assert out.column("points:Base").to_pylist() == [10, 2**63 - 2, None]
+    assert out.column("points:Bonus").to_pylist() == [5, 5, 5]
+    assert out.column("points").to_pylist() == [15, None, None]
+    errors = out.column("errors").to_pylist()
+    assert errors[0] is None
+    assert errors[1] == (
+        f'points: {2**63 + 3} points do not fit the int64 column "points": left null '
+        "(the exact points are in the outcome, detail=True)"
+    )
+    assert errors[2] == (
+        'points: 20000000000000000005 points do not fit the int64 column "points": left null '
+        "(the exact points are in the outcome, detail=True); "
+        'Base: 20000000000000000000 points do not fit the int64 column "points:Base": left null '
+        "(the exact points are in the outcome, detail=True)"
+    )
+    assert [json.loads(o)["points"] for o in out.column("outcome").to_pylist()] == [
+        "15",
+        str(2**63 + 3),
+        "20000000000000000005",
+    ]
+    ev = program.evaluate(t, event_type="purchase")
+    assert ev.select(["points", "points:Base", "errors"]).equals(out.select(["points", "points:Base", "errors"]))
+
+
+def test_unfit_points_errors_follow_the_rules_errors() -> None:
+    """A row's points that do not fit come after its rules' run-time
+    errors in ``errors``, in the same ``name: message; ...`` form."""
+    program = lr.compile(
+        'rule "Base" on purchase award 1 point per $1\n'
+        'rule "Div" on purchase award 10 / ((purchase.amount - purchase.amount) / $1) points'
+    )
+    out = every_path(program, purchases(["5", "20000000000000000000"]), event_type="purchase")
+    assert out.column("points").to_pylist() == [5, None]
+    assert out.column("errors").to_pylist() == [
+        "Div: division by zero",
+        "Div: division by zero; "
+        'points: 20000000000000000000 points do not fit the int64 column "points": left null '
+        "(the exact points are in the outcome, detail=True); "
+        'Base: 20000000000000000000 points do not fit the int64 column "points:Base": left null '
+        "(the exact points are in the outcome, detail=True)",
+    ]

@@ -392,6 +392,25 @@ class Program:
     def rule_names(self) -> list[str]:
         return self._p.rule_names
 
+    @property
+    def points_decimals(self) -> int:
+        """The decimals of the program's points: 0 for whole points (the
+        default), N for ``points have N decimals``. It sets the type of the
+        results tables' points columns: ``int64`` when 0, else
+        ``decimal128(38, N)`` (see ``points_type``)."""
+        return self._p.points_decimals
+
+    def points_type(self) -> Any:
+        """The ``pyarrow`` type of the results tables' points columns
+        (``points`` and each ``points:<rule>``): ``pa.int64()`` for whole
+        points, ``pa.decimal128(38, N)`` for N decimals. It depends on the
+        program only, so a fixed output schema (PySpark ``mapInArrow``) can
+        be written ahead."""
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+        d = self.points_decimals
+        return pa.int64() if d == 0 else pa.decimal128(38, d)
+
     def __repr__(self) -> str:
         return repr(self._p)
 
@@ -486,9 +505,12 @@ class ReplayResult:
 
     ``table``: a ``pyarrow.Table`` (table input) with one row per event:
     ``row`` (input row), ``event``, ``customer``, ``event_type``, ``time``
-    (UTC), ``status``, ``reason``, ``points`` (float64), ``rewards``,
-    ``errors``, one ``points:<rule>`` float64 column per rule, and
-    ``outcome`` (JSON text) with ``detail=True``.
+    (UTC), ``status``, ``reason``, ``points``, ``rewards``, ``errors``, one
+    ``points:<rule>`` column per rule, and ``outcome`` (JSON text) with
+    ``detail=True``. The points columns are exact: ``int64`` for a program
+    of whole points, ``decimal128(38, N)`` for one with N decimals
+    (``Program.points_type()``); a cell whose points do not fit (beyond
+    the int64 range) is null, with the reason in the row's ``errors``.
 
     ``outcomes``: the Outcome objects (list input), else None.
 
