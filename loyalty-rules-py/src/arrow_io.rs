@@ -919,31 +919,6 @@ pub fn cell(a: &dyn Array, i: usize) -> Result<Json, String> {
     })
 }
 
-/// The number of decimals the program's points carry: 0 for `points are
-/// whole` (the default), N for `points have N decimals` (at most 8). It
-/// sets the type of the results table's points columns, so that their
-/// schema depends on the program only, never on the data.
-///
-/// `Program` has no accessor for it, so it is read from the program's
-/// syntax tree (`loyalty_rules::parse`, which needs the core's `unstable`
-/// feature): the program's one `points ... rounded ...` setting (a second
-/// one does not compile).
-pub fn points_decimals(program: &Program) -> Result<u32, String> {
-    let ast = loyalty_rules::parse(program.source()).map_err(|e| e.to_string())?;
-    let decimals = ast
-        .items
-        .iter()
-        .find_map(|item| match item {
-            loyalty_rules::ast::Item::Rounding { decimals, .. } => Some(*decimals),
-            _ => None,
-        })
-        .unwrap_or(0);
-    if decimals > 8 {
-        return Err(format!("points with {decimals} decimals (at most 8)"));
-    }
-    Ok(decimals)
-}
-
 /// A points value as a whole number of the results table's unit
 /// (10^-decimals points), exactly; None when there is no exact one (more
 /// decimals than the table's, or beyond i128).
@@ -1388,7 +1363,7 @@ pub struct ResultsBuilder<'a> {
 
 impl<'a> ResultsBuilder<'a> {
     /// The results of `program`, whose points have `decimals` decimals
-    /// (see [`points_decimals`]).
+    /// (`Program::points_decimals`).
     pub fn new(
         program: &'a Program,
         decimals: u32,
@@ -1582,7 +1557,7 @@ pub fn states_from_batches(
 
 #[cfg(test)]
 mod tests {
-    use super::{points_decimals, units, units_text, ResultsBuilder};
+    use super::{units, units_text, ResultsBuilder};
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Decimal128Type, Int64Type};
     use arrow_array::{Array, RecordBatch};
@@ -1600,7 +1575,7 @@ mod tests {
     /// replay); the two must be equal.
     fn results(source: &str, amounts: &[&str]) -> RecordBatch {
         let p = loyalty_rules::Program::compile(source).unwrap();
-        let decimals = points_decimals(&p).unwrap();
+        let decimals = p.points_decimals();
         let offs = crate::errors::Offsets::new(p.source());
         let mut e = loyalty_rules::Engine::new(p.clone());
         let mut direct = ResultsBuilder::new(&p, decimals, false, &offs, 1);
@@ -1741,7 +1716,11 @@ mod tests {
 
     #[test]
     fn decimals_of_a_program() {
-        let d = |s: &str| points_decimals(&loyalty_rules::Program::compile(s).unwrap()).unwrap();
+        let d = |s: &str| {
+            loyalty_rules::Program::compile(s)
+                .unwrap()
+                .points_decimals()
+        };
         assert_eq!(d("rule \"A\" on purchase award 1 point"), 0);
         assert_eq!(
             d("points are whole, rounded up\nrule \"A\" on purchase award 1 point"),

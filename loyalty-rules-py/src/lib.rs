@@ -210,8 +210,6 @@ fn event_of(
 pub struct PyProgram {
     program: Program,
     offsets: Arc<Offsets>,
-    /// the points' decimals (`arrow_io::points_decimals`)
-    decimals: u32,
 }
 
 impl PyProgram {
@@ -237,13 +235,10 @@ impl PyProgram {
     #[new]
     fn new(py: Python<'_>, source: &str) -> PyResult<Self> {
         let src = source.to_string();
-        let r = py.detach(move || {
-            guard(|| Program::compile(&src).map(|p| (arrow_io::points_decimals(&p), p)))
-        })?;
+        let r = py.detach(move || guard(|| Program::compile(&src)))?;
         match r {
-            Ok((decimals, program)) => Ok(PyProgram {
+            Ok(program) => Ok(PyProgram {
                 offsets: Arc::new(Offsets::new(program.source())),
-                decimals: decimals.map_err(PyRuntimeError::new_err)?,
                 program,
             }),
             Err(e) => Err(errors::to_pyerr_src(py, &e, source)),
@@ -255,7 +250,7 @@ impl PyProgram {
     /// decimal128(38, N) otherwise.
     #[getter]
     fn points_decimals(&self) -> u32 {
-        self.decimals
+        self.program.points_decimals()
     }
 
     #[getter]
@@ -350,7 +345,7 @@ impl PyProgram {
         let threads = threads.unwrap_or_else(default_threads).max(1);
         let program = &self.program;
         let offs = &self.offsets;
-        let decimals = self.decimals;
+        let decimals = program.points_decimals();
         let r = py.detach(|| {
             guard(|| -> Result<_, RowError> {
                 // Rows are converted, evaluated and added to the results a
@@ -458,7 +453,6 @@ pub struct PyEngine {
     inner: Mutex<Held>,
     program: Program,
     offsets: Arc<Offsets>,
-    decimals: u32,
 }
 
 /// The engine behind a `PyEngine`'s lock, and whether it is known to have
@@ -529,7 +523,6 @@ impl PyEngine {
             inner: Mutex::new(Held { engine, empty }),
             program: p,
             offsets: program.offsets.clone(),
-            decimals: program.decimals,
         })
     }
 
@@ -538,7 +531,6 @@ impl PyEngine {
         PyProgram {
             program: self.program.clone(),
             offsets: self.offsets.clone(),
-            decimals: self.decimals,
         }
     }
 
@@ -653,7 +645,7 @@ impl PyEngine {
         let threads = threads.unwrap_or_else(default_threads).max(1);
         let program = &self.program;
         let offs = &self.offsets;
-        let decimals = self.decimals;
+        let decimals = program.points_decimals();
         let inner = &self.inner;
         let r = py.detach(|| {
             guard(|| -> Result<Result<_, RowError>, String> {

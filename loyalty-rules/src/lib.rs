@@ -114,6 +114,26 @@ impl Program {
         self.inner.ir.rules.iter().map(|r| &*r.name)
     }
 
+    /// How many decimals the program's points carry (`points have N
+    /// decimals, ...`; 0 for whole points, the default). Every points
+    /// figure the engine gives has exactly this scale, so a host can pick
+    /// an exact column type ahead (an integer for 0, a decimal of this
+    /// scale otherwise).
+    ///
+    /// ```
+    /// use loyalty_rules::Program;
+    /// let p = Program::compile(
+    ///     "points have 2 decimals, rounded half even\nIF Purchase > $100 THEN Award 1.5 Points",
+    /// )?;
+    /// assert_eq!(p.points_decimals(), 2);
+    /// let whole = Program::compile("IF Purchase > $100 THEN Award 100 Points")?;
+    /// assert_eq!(whole.points_decimals(), 0);
+    /// # Ok::<(), loyalty_rules::Error>(())
+    /// ```
+    pub fn points_decimals(&self) -> u32 {
+        self.inner.ir.decimals
+    }
+
     /// Decode an event from JSON text (`{"type": "purchase", "id": ..., "customer": ...,
     /// "time": ..., <fields>}`) and check it against the program's schema.
     pub fn event_from_json(&self, json: &str) -> Result<Event, Error> {
