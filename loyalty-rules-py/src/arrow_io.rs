@@ -395,6 +395,37 @@ impl Iterator for EventChunks<'_> {
     }
 }
 
+/// Replay `chunks` into `engine` with the conversion on a second thread:
+/// while the engine replays one chunk's events, the next chunk is
+/// converted (at most two converted chunks wait). The engine sees the same
+/// events in the same order as replaying `chunks` directly; `each` runs on
+/// this thread. Returns the stats and `chunks` (its times, error and
+/// convert time). A panic on either thread reaches the caller.
+pub fn replay_pipelined<'a>(
+    engine: &mut Engine,
+    mut chunks: EventChunks<'a>,
+    each: impl FnMut(&Outcome),
+) -> (loyalty_rules::ReplayStats, EventChunks<'a>) {
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(2);
+        let converter = s.spawn(move || {
+            loop {
+                let mut v = Vec::with_capacity(chunks.chunk);
+                // a chunk that fails gives none of its events
+                if !chunks.next_chunk(&mut v) || tx.send(v).is_err() {
+                    break;
+                }
+            }
+            chunks
+        });
+        let stats = engine.replay_with(rx.into_iter().flatten(), each);
+        match converter.join() {
+            Ok(chunks) => (stats, chunks),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
+}
+
 /// The order in which the engine may replay the rows of `whole` with the
 /// results of row order, each customer's rows together
 /// (`Engine::replay_order`), from the columns mapped to `customer`,

@@ -219,11 +219,12 @@ def test_evaluate_table_in_chunks_keeps_row_order_and_numbers() -> None:
 
 
 def test_replay_streams_in_chunks_and_a_bad_row_changes_nothing() -> None:
-    """On one thread, a fresh engine replays a table a chunk of rows at a
-    time (8,192): the results are those of converting every row first (an
-    engine with customers does that, and so does the parallel replay), and
-    a bad row after the first chunks still fails the call with the engine
-    as it was (its clock too)."""
+    """On one or two threads, a fresh engine replays a table a chunk of rows
+    at a time (8,192; with two threads each chunk is converted on the
+    second thread while the previous one replays): the results are those of
+    converting every row first (an engine with customers does that, and so
+    does the partitioned replay), and a bad row after the first chunks
+    still fails the call with the engine as it was (its clock too)."""
     program = lr.compile('rule "Base" on purchase award 1 point per $1\nrule "Big" on purchase if purchase.amount > $250 award 7 points')
     n = 20_001
     amounts = [f"{i % 300}.{i % 100:02d}" for i in range(n)]
@@ -239,7 +240,10 @@ def test_replay_streams_in_chunks_and_a_bad_row_changes_nothing() -> None:
     streamed = lr.replay(program, reader, event_type="purchase", threads=1)
     assert streamed.table.column("row").to_pylist() == list(range(n))
     assert streamed.stats.duplicates == n - 19_000
-    for threads in (1, 2):
+    pipelined = lr.replay(program, t, event_type="purchase", threads=2)
+    assert pipelined.table.equals(streamed.table)
+    assert pipelined.states_table().equals(streamed.states_table())
+    for threads in (1, 2, 3):
         # an engine with a customer already converts all rows first
         e = lr.Engine(program)
         e.set_customer({"id": "someone else"})
@@ -255,16 +259,18 @@ def test_replay_streams_in_chunks_and_a_bad_row_changes_nothing() -> None:
     clocked.advance_to("2025-06-01T00:00:00Z")
     for eng in (lr.Engine(program), lr.Engine(program, clocked.snapshot()), e):
         before = eng.snapshot()
-        with pytest.raises(lr.EventError) as ei:
-            eng.replay(bad, event_type="purchase", threads=1)
-        assert ei.value.row == 19_500 and ei.value.field == "amount"
-        assert eng.snapshot() == before
+        for threads in (1, 2):
+            with pytest.raises(lr.EventError) as ei:
+                eng.replay(bad, event_type="purchase", threads=threads)
+            assert ei.value.row == 19_500 and ei.value.field == "amount"
+            assert eng.snapshot() == before
     # and the engine restored after the failure replays as a new one
-    again = lr.Engine(program)
-    with pytest.raises(lr.EventError):
-        again.replay(bad, event_type="purchase", threads=1)
-    r = again.replay(t, event_type="purchase", threads=1)
-    assert r.table.equals(streamed.table) and r.cost_per_rule() == streamed.cost_per_rule()
+    for threads in (1, 2):
+        again = lr.Engine(program)
+        with pytest.raises(lr.EventError):
+            again.replay(bad, event_type="purchase", threads=threads)
+        r = again.replay(t, event_type="purchase", threads=threads)
+        assert r.table.equals(streamed.table) and r.cost_per_rule() == streamed.cost_per_rule()
 
 
 def test_partition_shape_round_trip(program: lr.Program, expected: list[lr.Outcome]) -> None:
@@ -351,11 +357,13 @@ def test_replay_in_customer_order_gives_row_order_results() -> None:
             "reward": [None, None, "mug"],
         }
     )
-    for threads in (1, 2):
+    for threads in (1, 2, 3):
         assert lr.replay(program, refer, threads=threads).table.column("status").to_pylist() == ["applied"] * 3
-    # several threads convert rows in replay order too (all before any is
-    # applied): the same table
+    # two threads convert the next chunk while one replays; three convert
+    # rows in replay order too (all before any is applied) and replay them
+    # partitioned: the same table
     assert lr.replay(program, t, threads=2).table.equals(in_rows.table)
+    assert lr.replay(program, t, threads=3).table.equals(in_rows.table)
     got = {c: s for c, s in zip(*in_rows.states_table().to_pydict().values()) if c != "someone else"}
     assert got == dict(zip(*grouped.states_table().to_pydict().values()))
 
@@ -368,7 +376,7 @@ def test_replay_in_customer_order_gives_row_order_results() -> None:
             "amount": ["1", "2", "3", "lots", "lots", "6"],
         }
     )
-    for threads in (1, 2):
+    for threads in (1, 2, 3):
         fresh = lr.Engine(program)
         before = fresh.snapshot()
         with pytest.raises(lr.EventError) as ei:
@@ -397,7 +405,8 @@ def purchases(amounts: list[str]) -> Any:
 def every_path(program: lr.Program, t: Any, **kw: Any) -> Any:
     """The results of replaying ``t`` by every path, which must all be equal:
     one thread streamed in customer order, one thread in row order (an
-    engine with a customer converts all rows first), two threads (rows made
+    engine with a customer converts all rows first), two threads (the next
+    chunk converted on the second), three threads (partitioned, rows made
     on the replay's threads), record batches, pandas and polars input."""
     base = lr.replay(program, t, threads=1, **kw).table
     e = lr.Engine(program)
@@ -406,6 +415,7 @@ def every_path(program: lr.Program, t: Any, **kw: Any) -> Any:
     others = {
         "row order": e.replay(t, threads=1, **kw).table,
         "2 threads": lr.replay(program, t, threads=2, **kw).table,
+        "3 threads": lr.replay(program, t, threads=3, **kw).table,
         "batches": lr.replay(program, batches, threads=1, **kw).table,
         "pandas": lr.replay(program, t.to_pandas(), **kw).table,
         "polars": lr.replay(program, pl.from_arrow(t), **kw).table,
