@@ -158,6 +158,13 @@ impl<'a> Tally<'a> {
         }
     }
 
+    /// The totals, sorted (`ReplayStats::sort`).
+    fn finish_sorted(self, program: &Program) -> ReplayStats {
+        let mut stats = self.finish();
+        stats.sort(program);
+        stats
+    }
+
     /// The totals, the program's rules first in program order (as `sort`
     /// puts them).
     fn finish(self) -> ReplayStats {
@@ -502,6 +509,30 @@ impl Engine {
         })
     }
 
+    /// Like [`replay_with`](Self::replay_with), for events that come in
+    /// chunks: each chunk goes to `spent` once its events are processed,
+    /// events and all, so that a caller making events on another thread
+    /// can free them (or reuse the vector) there.
+    pub fn replay_chunks<C, F, S>(&mut self, chunks: C, mut each: F, mut spent: S) -> ReplayStats
+    where
+        C: IntoIterator<Item = Vec<Event>>,
+        F: FnMut(&Outcome),
+        S: FnMut(Vec<Event>),
+    {
+        let program = self.program.clone();
+        let mut tally = Tally::new(&program.inner.ir);
+        for chunk in chunks {
+            for ev in &chunk {
+                self.replay_one(&mut tally, ev, |o| {
+                    each(&o);
+                    Some(o)
+                });
+            }
+            spent(chunk);
+        }
+        tally.finish_sorted(&self.program)
+    }
+
     /// Process events in order, giving `keep` every outcome (it hands back
     /// those it does not keep, whose vectors the next events reuse).
     fn replay_owned<I, F>(&mut self, events: I, mut keep: F) -> ReplayStats
@@ -512,15 +543,25 @@ impl Engine {
         let program = self.program.clone();
         let mut tally = Tally::new(&program.inner.ir);
         for ev in events {
-            let o = self.process(&ev);
-            tally.add(&o);
-            if let Some(o) = keep(o) {
-                self.recycle(o);
-            }
+            self.replay_one(&mut tally, &ev, &mut keep);
         }
-        let mut stats = tally.finish();
-        stats.sort(&self.program);
-        stats
+        tally.finish_sorted(&self.program)
+    }
+
+    /// One event of a replay: processed, counted, its outcome given to
+    /// `keep` (and recycled if handed back).
+    #[inline]
+    fn replay_one(
+        &mut self,
+        tally: &mut Tally,
+        ev: &Event,
+        keep: impl FnOnce(Outcome) -> Option<Outcome>,
+    ) {
+        let o = self.process(ev);
+        tally.add(&o);
+        if let Some(o) = keep(o) {
+            self.recycle(o);
+        }
     }
 
     /// Process events in order and return the totals.
@@ -550,12 +591,10 @@ impl Engine {
                 continue;
             }
             match self.program.event_from_json(&line) {
-                Ok(ev) => {
-                    let o = self.process(&ev);
-                    tally.add(&o);
+                Ok(ev) => self.replay_one(&mut tally, &ev, |o| {
                     each(&o);
-                    self.recycle(o);
-                }
+                    Some(o)
+                }),
                 Err(e) => {
                     let stats = &mut tally.stats;
                     stats.invalid += 1;
@@ -565,9 +604,7 @@ impl Engine {
                 }
             }
         }
-        let mut stats = tally.finish();
-        stats.sort(&self.program);
-        Ok(stats)
+        Ok(tally.finish_sorted(&self.program))
     }
 
     /// Replay on `threads` threads, partitioned by customer, with exactly

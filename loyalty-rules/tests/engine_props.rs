@@ -206,6 +206,26 @@ proptest! {
     }
 
     #[test]
+    fn chunked_replay_equals_sequential(header in 0usize..4, rules in prop::collection::vec(any::<bool>(), RULES.len()), raw in prop::collection::vec(ev_strategy(), 1..60), size in 1usize..9) {
+        let p = program(header, &rules);
+        let evs = events(&p, &raw);
+        let (seq, seq_out, seq_stats) = sequential(&p, &evs);
+        let mut chunked = setup(&p);
+        let mut out = Vec::new();
+        let mut spent = Vec::new();
+        let chunks: Vec<Vec<Event>> = evs.chunks(size).map(|c| c.to_vec()).collect();
+        let stats = chunked.replay_chunks(chunks, |o| out.push(o.to_json_string()), |c| {
+            spent.extend(c.iter().map(|e| e.id().to_string()))
+        });
+        prop_assert_eq!(&seq_out, &out);
+        prop_assert_eq!(state_json(&seq), state_json(&chunked));
+        prop_assert_eq!(&seq_stats, &stats);
+        // every chunk handed back, in order, with its events
+        let ids: Vec<String> = evs.iter().map(|e| e.id().to_string()).collect();
+        prop_assert_eq!(ids, spent);
+    }
+
+    #[test]
     fn replay_order_gives_input_order_results(header in 0usize..4, rules in prop::collection::vec(any::<bool>(), RULES.len()), raw in prop::collection::vec(ev_strategy(), 2..60)) {
         let p = program(header, &rules);
         let evs = events(&p, &raw);
