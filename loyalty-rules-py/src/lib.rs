@@ -859,10 +859,13 @@ impl PyEngine {
         pyjson::to_py(py, &v)
     }
 
-    /// Customer states as an Arrow stream: `customer`, `state` (JSON text).
-    fn states_table(&self, py: Python<'_>) -> PyResult<ArrowStream> {
+    /// Customer states as an Arrow stream: `customer`, `state` (JSON text),
+    /// serialized on `threads` threads (default: all cores).
+    #[pyo3(signature = (threads=None))]
+    fn states_table(&self, py: Python<'_>, threads: Option<usize>) -> PyResult<ArrowStream> {
         let mut ph = Phases::new("states_table");
-        let b = py
+        let threads = threads.unwrap_or_else(default_threads).max(1);
+        let batches = py
             .detach(|| {
                 lock(&self.inner).map(|e| {
                     // the states themselves, in id order (as a snapshot
@@ -872,12 +875,16 @@ impl PyEngine {
                         .into_iter()
                         .filter_map(|id| e.customer(id))
                         .collect();
-                    arrow_io::states_batch(&states)
+                    arrow_io::states_batches(&states, threads)
                 })
             })?
             .map_err(PyRuntimeError::new_err)?;
         ph.lap("states+json");
-        Ok(arrow_io::export(b))
+        let schema = batches
+            .first()
+            .map(|b| b.schema())
+            .ok_or_else(|| PyRuntimeError::new_err("no states batch"))?;
+        Ok(arrow_io::export_all(schema, batches))
     }
 
     /// Load customer states (replacing those with the same id): a list of

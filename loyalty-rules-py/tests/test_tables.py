@@ -531,7 +531,8 @@ def test_unfit_points_errors_follow_the_rules_errors() -> None:
 def test_a_large_engine_freed_apart_leaves_results_intact() -> None:
     """An engine of more than 10,000 customers is freed on a thread of its
     own when dropped: the tables taken from it stay valid, and engines made
-    afterwards replay the same."""
+    afterwards replay the same. Its states serialize alike on one thread or
+    several."""
     program = lr.compile('rule "Base" on purchase award 1 point per $1')
     n = 24_000
     t = pa.table(
@@ -543,7 +544,12 @@ def test_a_large_engine_freed_apart_leaves_results_intact() -> None:
         }
     )
     first = lr.replay(program, t, event_type="purchase", threads=1)
-    table, states = first.table, first.states_table()
+    table, states = first.table, first.states_table(threads=1)
+    # serialized on three threads: the same table, in three chunks
+    three = first.states_table(threads=3)
+    assert three.column("state").num_chunks == 3 and states.column("state").num_chunks == 1
+    assert three.equals(states)
+    assert three.column("customer").to_pylist() == sorted(f"c{i}" for i in range(12_000))
     del first
     gc.collect()
     assert table.num_rows == n and states.num_rows == 12_000

@@ -527,8 +527,8 @@ class ReplayResult:
     def states(self) -> dict[str, CustomerState]:
         return self.engine.states()
 
-    def states_table(self) -> ArrowTable:
-        return self.engine.states_table()
+    def states_table(self, threads: int | None = None) -> ArrowTable:
+        return self.engine.states_table(threads=threads)
 
     def cost_per_rule(self) -> dict[str, Decimal]:
         """Points issued per rule (exact), in source order."""
@@ -627,9 +627,11 @@ class Engine:
         """Replace all state by a snapshot."""
         self._e = _native.Engine(self.program._p, snapshot)
 
-    def states_table(self) -> ArrowTable:
-        """Customer states as a table: ``customer`` (string), ``state`` (JSON text)."""
-        return _to_table(self._e.states_table())
+    def states_table(self, threads: int | None = None) -> ArrowTable:
+        """Customer states as a table: ``customer`` (string), ``state`` (JSON
+        text), in id order; serialized on ``threads`` threads (default: all
+        cores), a chunk of the table per thread."""
+        return _to_table(self._e.states_table(threads))
 
     def load_states(self, states: Any) -> int:
         """Load prior customer states: a ``states_table()``-shaped table, a
@@ -698,4 +700,4 @@ def replay_partition(
     """
     p = program if isinstance(program, Program) else Program(program)
     r = replay(p, events, states=states, columns=columns, event_type=event_type, threads=threads)
-    return r.table, r.states_table()
+    return r.table, r.states_table(threads=threads)
