@@ -1,6 +1,7 @@
-//! `loyalty-rules run` on one thread (events streamed) and on several
-//! (every line decoded first, on the threads, then the partitioned replay):
-//! the same summary, invalid lines listed in line order.
+//! `loyalty-rules run` on one thread (events streamed), two (lines decoded
+//! on the second while the first replays, streaming) and three (every
+//! line decoded first, on the threads, then the partitioned replay): the
+//! same summary, invalid lines listed in line order.
 #![cfg(feature = "cli")]
 
 use std::process::Command;
