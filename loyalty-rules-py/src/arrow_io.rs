@@ -401,55 +401,23 @@ impl Iterator for EventChunks<'_> {
     }
 }
 
-/// Replay `chunks` into `engine` with the conversion on a second thread:
-/// while the engine replays one chunk's events, the next chunk is
-/// converted (at most two converted chunks wait), and the chunks replayed
-/// go back to the converting thread, which frees their events there (where
-/// they were allocated) and reuses the vectors. The engine sees the same
-/// events in the same order as replaying `chunks` directly; `each` runs on
-/// this thread. Returns the stats and `chunks` (its times, error and
-/// convert time). A panic on either thread reaches the caller.
-pub fn replay_pipelined<'a>(
+/// Replay `chunks` into `engine` with the conversion on a second thread
+/// (`Engine::replay_made`: the next chunk is converted while the engine
+/// replays this one, and replayed events are freed on the converting
+/// thread). The same events in the same order as replaying `chunks`
+/// directly; `each` runs on this thread.
+pub fn replay_pipelined(
     engine: &mut Engine,
-    mut chunks: EventChunks<'a>,
+    chunks: &mut EventChunks<'_>,
     each: impl FnMut(&Outcome),
-) -> (loyalty_rules::ReplayStats, EventChunks<'a>) {
-    use std::sync::mpsc;
-    std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(2);
-        let (spent_tx, spent_rx) = mpsc::channel::<Vec<Event>>();
-        let converter = s.spawn(move || {
-            loop {
-                let mut v = match spent_rx.try_recv() {
-                    Ok(mut v) => {
-                        v.clear();
-                        v
-                    }
-                    Err(_) => Vec::with_capacity(chunks.chunk),
-                };
-                // a chunk that fails gives none of its events
-                if !chunks.next_chunk(&mut v) || tx.send(v).is_err() {
-                    break;
-                }
-            }
-            // the replay ends when `tx` is gone; its last chunks are freed
-            // here as well
-            drop(tx);
-            for v in spent_rx {
-                drop(v);
-            }
-            chunks
-        });
-        let stats = engine.replay_chunks(rx, each, |v| {
-            // (if the converter is gone, the chunk is freed here)
-            let _ = spent_tx.send(v);
-        });
-        drop(spent_tx);
-        match converter.join() {
-            Ok(chunks) => (stats, chunks),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    })
+) -> loyalty_rules::ReplayStats {
+    engine.replay_made(
+        |v| {
+            v.reserve(chunks.chunk);
+            chunks.next_chunk(v)
+        },
+        each,
+    )
 }
 
 /// The order in which the engine may replay the rows of `whole` with the

@@ -734,9 +734,7 @@ impl PyEngine {
                     // converts every row first; with more threads the
                     // partitioned replay below is used).
                     let stats = if threads == 2 {
-                        let (stats, ev) = arrow_io::replay_pipelined(&mut held, events, each);
-                        events = ev;
-                        stats
+                        arrow_io::replay_pipelined(&mut held, &mut events, each)
                     } else {
                         held.replay_with(&mut events, each)
                     };

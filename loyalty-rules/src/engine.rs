@@ -533,6 +533,55 @@ impl Engine {
         tally.finish_sorted(&self.program)
     }
 
+    /// Replay events made on a second thread, a chunk at a time: `make`
+    /// runs there, filling an empty vector with the next chunk's events
+    /// (false at the end, or to stop: a chunk it fails gives none of its
+    /// events), while this thread replays the chunk before, with `each`
+    /// called here. At most two made chunks wait; replayed chunks go back
+    /// to `make`'s thread, which frees their events where they were made
+    /// and reuses the vectors. The same result as `replay_with` over the
+    /// chunks' events in order. A panic on either thread reaches the caller.
+    pub fn replay_made<M, F>(&mut self, mut make: M, each: F) -> ReplayStats
+    where
+        M: FnMut(&mut Vec<Event>) -> bool + Send,
+        F: FnMut(&Outcome),
+    {
+        use std::sync::mpsc;
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(2);
+            let (spent_tx, spent_rx) = mpsc::channel::<Vec<Event>>();
+            let maker = s.spawn(move || {
+                loop {
+                    let mut v = match spent_rx.try_recv() {
+                        Ok(mut v) => {
+                            v.clear();
+                            v
+                        }
+                        Err(_) => Vec::new(),
+                    };
+                    if !make(&mut v) || tx.send(v).is_err() {
+                        break;
+                    }
+                }
+                // the replay ends when `tx` is gone; its last chunks are
+                // freed here as well
+                drop(tx);
+                for v in spent_rx {
+                    drop(v);
+                }
+            });
+            let stats = self.replay_chunks(rx, each, |v| {
+                // (if the maker is gone, the chunk is freed here)
+                let _ = spent_tx.send(v);
+            });
+            drop(spent_tx);
+            if let Err(panic) = maker.join() {
+                std::panic::resume_unwind(panic);
+            }
+            stats
+        })
+    }
+
     /// Process events in order, giving `keep` every outcome (it hands back
     /// those it does not keep, whose vectors the next events reuse).
     fn replay_owned<I, F>(&mut self, events: I, mut keep: F) -> ReplayStats

@@ -223,6 +223,23 @@ proptest! {
         // every chunk handed back, in order, with its events
         let ids: Vec<String> = evs.iter().map(|e| e.id().to_string()).collect();
         prop_assert_eq!(ids, spent);
+        // the chunks made on a second thread: the same again
+        let mut made = setup(&p);
+        let mut out = Vec::new();
+        let mut pending = evs.chunks(size).map(|c| c.to_vec());
+        let stats = made.replay_made(
+            |v| match pending.next() {
+                Some(c) => {
+                    v.extend(c);
+                    true
+                }
+                None => false,
+            },
+            |o| out.push(o.to_json_string()),
+        );
+        prop_assert_eq!(&seq_out, &out);
+        prop_assert_eq!(state_json(&seq), state_json(&made));
+        prop_assert_eq!(&seq_stats, &stats);
     }
 
     #[test]

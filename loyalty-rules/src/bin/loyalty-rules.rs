@@ -320,19 +320,26 @@ fn run_replay(
     let stats = if threads == 2 {
         // Two threads: lines are read and decoded on the second, a chunk at
         // a time, while this one replays the previous chunk in file order
-        // (streaming, as on one thread, in the memory of a few chunks);
-        // replayed chunks go back to be freed there.
+        // (streaming, as on one thread, in the memory of a few chunks).
+        const CHUNK: usize = 4096;
         let program = engine.program().clone();
+        let mut lines = reader.lines().enumerate();
+        let (mut invalid, mut errors, mut rerr) = (0u64, Vec::new(), None);
         let mut werr = None;
-        let (stats, invalid, errors) = std::thread::scope(|s| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Event>>(2);
-            let (spent_tx, spent_rx) = std::sync::mpsc::channel::<Vec<Event>>();
-            let decoder = s.spawn(move || -> Result<(u64, Vec<String>), String> {
-                const CHUNK: usize = 4096;
-                let (mut invalid, mut errors) = (0u64, Vec::new());
-                let mut chunk = Vec::with_capacity(CHUNK);
-                for (i, line) in reader.lines().enumerate() {
-                    let line = line.map_err(|e| format!("reading line {}: {e}", i + 1))?;
+        let mut stats = engine.replay_made(
+            |chunk| {
+                chunk.reserve(CHUNK);
+                while chunk.len() < CHUNK {
+                    let Some((i, line)) = lines.next() else {
+                        return !chunk.is_empty();
+                    };
+                    let line = match line {
+                        Ok(l) => l,
+                        Err(e) => {
+                            rerr = Some(format!("reading line {}: {e}", i + 1));
+                            return false;
+                        }
+                    };
                     if line.trim().is_empty() {
                         continue;
                     }
@@ -345,54 +352,20 @@ fn run_replay(
                             }
                         }
                     }
-                    if chunk.len() == CHUNK {
-                        let next = match spent_rx.try_recv() {
-                            Ok(mut v) => {
-                                v.clear();
-                                v
-                            }
-                            Err(_) => Vec::with_capacity(CHUNK),
-                        };
-                        if tx.send(std::mem::replace(&mut chunk, next)).is_err() {
-                            break;
-                        }
+                }
+                true
+            },
+            |o| {
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = writeln!(w, "{}", o.to_json_string()) {
+                        werr.get_or_insert(e.to_string());
                     }
                 }
-                if !chunk.is_empty() {
-                    let _ = tx.send(chunk);
-                }
-                drop(tx);
-                // the last chunks replayed are freed here too
-                for v in spent_rx {
-                    drop(v);
-                }
-                Ok((invalid, errors))
-            });
-            let stats = engine.replay_chunks(
-                rx,
-                |o| {
-                    if let Some(w) = writer.as_mut() {
-                        if let Err(e) = writeln!(w, "{}", o.to_json_string()) {
-                            werr.get_or_insert(e.to_string());
-                        }
-                    }
-                },
-                |v| {
-                    // (if the decoder is gone, the chunk is freed here)
-                    let _ = spent_tx.send(v);
-                },
-            );
-            drop(spent_tx);
-            // (a panic there is a bug: it goes on here, as on one thread)
-            let (invalid, errors) = decoder
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-            Ok::<_, String>((stats, invalid, errors))
-        })?;
-        if let Some(e) = werr {
+            },
+        );
+        if let Some(e) = rerr.or(werr) {
             return Err(e);
         }
-        let mut stats = stats;
         stats.invalid = invalid;
         stats.errors = errors;
         stats
