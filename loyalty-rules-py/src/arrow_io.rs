@@ -1387,15 +1387,15 @@ pub struct ResultsBuilder<'a> {
 }
 
 impl<'a> ResultsBuilder<'a> {
-    /// The results of `program`, whose points have `decimals` decimals
-    /// (`Program::points_decimals`).
+    /// The results of `program` (its points' decimals,
+    /// `Program::points_decimals`, set the points columns' type).
     pub fn new(
         program: &'a Program,
-        decimals: u32,
         detail: bool,
         source: &'a crate::errors::Offsets,
         capacity: usize,
     ) -> Self {
+        let decimals = program.points_decimals();
         let rules: Vec<&str> = program.rule_names().collect();
         let index = rules.iter().enumerate().map(|(i, r)| (*r, i)).collect();
         let strings = || StringBuilder::with_capacity(capacity, capacity * 8);
@@ -1626,11 +1626,10 @@ mod tests {
     /// replay); the two must be equal.
     fn results(source: &str, amounts: &[&str]) -> RecordBatch {
         let p = loyalty_rules::Program::compile(source).unwrap();
-        let decimals = p.points_decimals();
         let offs = crate::errors::Offsets::new(p.source());
         let mut e = loyalty_rules::Engine::new(p.clone());
-        let mut direct = ResultsBuilder::new(&p, decimals, false, &offs, 1);
-        let mut rows = ResultsBuilder::new(&p, decimals, false, &offs, 1);
+        let mut direct = ResultsBuilder::new(&p, false, &offs, 1);
+        let mut rows = ResultsBuilder::new(&p, false, &offs, 1);
         for (i, a) in amounts.iter().enumerate() {
             let o = e.process_json(&purchase(i, a)).unwrap();
             direct.push(&o);

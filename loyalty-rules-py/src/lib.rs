@@ -345,7 +345,6 @@ impl PyProgram {
         let threads = threads.unwrap_or_else(default_threads).max(1);
         let program = &self.program;
         let offs = &self.offsets;
-        let decimals = program.points_decimals();
         let r = py.detach(|| {
             guard(|| -> Result<_, RowError> {
                 // Rows are converted, evaluated and added to the results a
@@ -381,7 +380,7 @@ impl PyProgram {
                     }
                     Ok(out)
                 };
-                let mut rb = arrow_io::ResultsBuilder::new(program, decimals, detail, offs, total);
+                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, total);
                 let mut chunks =
                     arrow_io::EventChunks::new(program, &batches, &map, threads, CHUNK);
                 let mut events: Vec<Event> = Vec::new();
@@ -671,7 +670,6 @@ impl PyEngine {
         let threads = threads.unwrap_or_else(default_threads).max(1);
         let program = &self.program;
         let offs = &self.offsets;
-        let decimals = program.points_decimals();
         let inner = &self.inner;
         let r = py.detach(|| {
             guard(|| -> Result<Result<_, RowError>, String> {
@@ -679,7 +677,7 @@ impl PyEngine {
                     .lock()
                     .map_err(|_| "engine unusable after an internal error")?;
                 let total: usize = batches.iter().map(|b| b.num_rows()).sum();
-                let mut rb = arrow_io::ResultsBuilder::new(program, decimals, detail, offs, total);
+                let mut rb = arrow_io::ResultsBuilder::new(program, detail, offs, total);
                 // (`LOYALTY_RULES_CHUNK=0` converts all rows first here
                 // too, to measure one way against the other)
                 let (stats, times, order) = if threads <= 2 && held.empty && replay_chunk() > 0 {
