@@ -574,7 +574,7 @@ impl TextCache {
         if self.slots.is_empty() {
             self.slots = vec![None; Self::SLOTS];
         }
-        let i = (text_hash(s) as usize) % Self::SLOTS;
+        let i = (crate::state::small_hash(s) as usize) % Self::SLOTS;
         match &self.slots[i] {
             Some(t) if **t == *s => {
                 self.hits = self.hits.saturating_add(1);
@@ -588,24 +588,6 @@ impl TextCache {
             }
         }
     }
-}
-
-/// A quick hash of a short text for [`TextCache`] (FNV-1a over at most
-/// its first and last 8 bytes and its length).
-fn text_hash(s: &str) -> u64 {
-    let b = s.as_bytes();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ b.len() as u64;
-    let ends = if b.len() > 16 {
-        [&b[..8], &b[b.len() - 8..]]
-    } else {
-        [b, &b[..0]]
-    };
-    for part in ends {
-        for &x in part {
-            h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    h ^ (h >> 29)
 }
 
 enum Row {

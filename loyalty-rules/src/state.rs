@@ -294,10 +294,11 @@ impl Default for IdsRepr {
     }
 }
 
-/// The small vector's hash of an id (a fixed seed: a search is at most
-/// [`SMALL_IDS`] long whatever the ids, so colliding ids cost little).
+/// A quick hash of an id with a fixed seed, for bounded searches where
+/// colliding ids cost little: the idempotency set's small vector (at most
+/// [`SMALL_IDS`] long) and `EventBuilder`'s per-column text cache.
 #[inline]
-fn small_hash(id: &str) -> u64 {
+pub(crate) fn small_hash(id: &str) -> u64 {
     let mut h = IdHasher(0x2545_f491_4f6c_dd1d);
     h.write(id.as_bytes());
     h.finish()
