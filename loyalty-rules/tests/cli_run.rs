@@ -77,3 +77,50 @@ fn run_gives_one_summary_on_any_number_of_threads() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A reader that stops reading (`loyalty-rules eval ... | head -1`) ends
+/// the CLI quietly with status 141, as `SIGPIPE` ends other tools; it used
+/// to panic with "failed printing to stdout: Broken pipe".
+#[test]
+fn closed_output_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("lr-cli-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let program = dir.join("p.rules");
+    std::fs::write(&program, "rule \"Base\" on purchase award 1 point per $1\n").unwrap();
+    // far more output than a pipe buffers, so the CLI is still writing
+    // when the reader goes away
+    let lines: Vec<String> = (0..20_000)
+        .map(|i| {
+            format!(
+                r#"{{"type":"purchase","id":"o{i}","customer":"c{}","time":"2026-01-01T00:00:00Z","amount":"{}.50"}}"#,
+                i % 97,
+                i % 300
+            )
+        })
+        .collect();
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loyalty-rules"))
+        .arg("eval")
+        .arg(&program)
+        .arg("--event")
+        .arg(&events)
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the CLI");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"event\":\"o0\""), "{first}");
+    // (the reader is dropped here: the pipe is closed)
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -6,6 +6,30 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use loyalty_rules::{Engine, Event, Program, Severity, Snapshot};
 
+/// `print!` to standard output. A reader that stops reading (`| head`)
+/// ends the program quietly with status 141, as tools killed by `SIGPIPE`
+/// do, instead of a panic (Rust ignores `SIGPIPE`, so `print!` panics on
+/// the broken pipe); another write error ends it with status 2.
+macro_rules! out {
+    ($($arg:tt)*) => { write_out(format_args!($($arg)*)) };
+}
+
+/// `println!` through [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => { write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+fn write_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(2);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "loyalty-rules",
@@ -129,7 +153,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .filter(|d| d.severity == Severity::Error)
                 .count();
             if json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&diags).map_err(|e| e.to_string())?
                 );
@@ -138,7 +162,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     eprint!("{}", d.render_named(&src, &file.display().to_string()));
                 }
                 if diags.is_empty() {
-                    println!("{}: ok", file.display());
+                    outln!("{}: ok", file.display());
                 } else {
                     eprintln!(
                         "{}: {} error(s), {} warning(s)",
@@ -166,7 +190,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             } else if write {
                 std::fs::write(&file, formatted).map_err(|e| e.to_string())?;
             } else {
-                print!("{formatted}");
+                out!("{formatted}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -208,7 +232,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     program.evaluate(&ev, &cust)
                 };
                 if json {
-                    println!("{}", out.to_json_string());
+                    outln!("{}", out.to_json_string());
                 } else {
                     print_human(&out);
                 }
@@ -421,12 +445,12 @@ fn run_replay(
         std::fs::write(p, snap).map_err(|e| format!("cannot write {}: {e}", p.display()))?;
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&stats).map_err(|e| e.to_string())?
         );
     } else {
-        println!(
+        outln!(
             "{} events in {:.2}s ({:.0}/s{}): {} applied, {} duplicates, {} rejected, {} invalid",
             stats.events + stats.invalid,
             secs,
@@ -437,7 +461,7 @@ fn run_replay(
             stats.rejected,
             stats.invalid
         );
-        println!(
+        outln!(
             "points: {} issued, {} deducted, {} redeemed, {} expired, {} reversed; {} customers",
             stats.points_issued,
             stats.points_deducted,
@@ -447,7 +471,7 @@ fn run_replay(
             engine.customer_ids().len()
         );
         for (rule, pts) in &stats.per_rule {
-            println!("  {pts:>12}  {rule}");
+            outln!("  {pts:>12}  {rule}");
         }
         for e in stats.errors.iter().take(10) {
             eprintln!("  ! {e}");
@@ -458,9 +482,12 @@ fn run_replay(
 
 fn print_human(o: &loyalty_rules::Outcome) {
     use loyalty_rules::Effect;
-    println!(
+    outln!(
         "{} {} for {}: {} points",
-        o.event_type, o.event, o.customer, o.points
+        o.event_type,
+        o.event,
+        o.customer,
+        o.points
     );
     for e in &o.effects {
         let line = match e {
@@ -523,17 +550,17 @@ fn print_human(o: &loyalty_rules::Outcome) {
                 }
             ),
         };
-        println!("  {line}");
+        outln!("  {line}");
     }
     for err in &o.errors {
-        println!("  ! {}: {}", err.rule, err.message);
+        outln!("  ! {}: {}", err.rule, err.message);
     }
     if let Some(ex) = &o.explanation {
         for x in ex {
             if x.fired {
-                println!("  [fired]   {} (line {})", x.rule, x.line);
+                outln!("  [fired]   {} (line {})", x.rule, x.line);
             } else {
-                println!(
+                outln!(
                     "  [skipped] {} (line {}:{}): {}",
                     x.rule,
                     x.line,
