@@ -50,6 +50,8 @@ pub(crate) fn check(prog: &Program, sink: &mut Sink<'_>) -> Option<ProgramIr> {
             tracked: Vec::new(),
             retention_days: Vec::new(),
             points_retention_days: Vec::new(),
+            event_keys: Vec::new(),
+            customer_key: 0,
         },
         locals: Vec::new(),
         event: None,

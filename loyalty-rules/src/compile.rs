@@ -70,6 +70,9 @@ impl Quick {
 
 impl Compiled {
     pub fn new(mut ir: ProgramIr, source: Arc<str>) -> Compiled {
+        let (event_keys, customer_key) = crate::input::decode_keys(&ir);
+        ir.event_keys = event_keys;
+        ir.customer_key = customer_key;
         fold_program(&mut ir);
         for r in &mut ir.rules {
             r.pred = r.cond.as_ref().map(crate::pred::Pred::build);
@@ -225,10 +228,12 @@ impl<'p> Folder<'p> {
                 time: t,
                 local: local_of(ir, t),
                 fields: Vec::new(),
+                key: 0,
             },
             customer: Customer {
                 id: Arc::from(""),
                 fields: Vec::new(),
+                key: 0,
             },
         }
     }

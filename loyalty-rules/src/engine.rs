@@ -15,7 +15,7 @@ use crate::compile::Compiled;
 use crate::error::{Error, ErrorKind};
 use crate::eval::{self, round_points, StateCtx};
 use crate::history;
-use crate::input::{local_of, Customer, Event};
+use crate::input::{fits, local_of, refit_event, Customer, Event};
 use crate::ir::{LimitIr, ProgramIr, TierMetricIr};
 use crate::ledger;
 use crate::outcome::{Effect, LedgerEntry, Outcome, Status};
@@ -487,6 +487,7 @@ impl Engine {
                         time: at,
                         local: local_of(&self.program.inner.ir, at),
                         fields: Vec::new(),
+                        key: self.program.inner.ir.event_keys[tc],
                     });
                 if let Some(d) = derived {
                     self.deliver(&d, &mut transfers);
@@ -1225,6 +1226,7 @@ impl Engine {
                 tier_val(from),
                 tier_val(to),
             ],
+            key: ir.event_keys[tc],
         };
         let entry = self.customers.get(id)?;
         let o2 = eval::run_with(
@@ -1280,6 +1282,20 @@ impl Engine {
         let program = &self.program;
         let c: &Compiled = &program.inner;
         let ir = &c.ir;
+        // an event another program decoded: under this program's index for
+        // its type, or refused (before its customer is looked up or made)
+        let refitted;
+        let event = if fits(ir, event) {
+            event
+        } else {
+            match refit_event(ir, event) {
+                Ok(e) => {
+                    refitted = e;
+                    &refitted
+                }
+                Err(reason) => return rejected(event, reason),
+            }
+        };
         let decimals = ir.decimals;
         let id = &event.customer;
         // one hash lookup for the whole event (until a tier change)
@@ -1461,25 +1477,11 @@ impl Engine {
 }
 
 fn empty(event: &Event) -> Outcome {
-    Outcome {
-        event: event.id.clone(),
-        event_type: event.type_name.clone(),
-        customer: event.customer.clone(),
-        points: Decimal::ZERO,
-        effects: Vec::new(),
-        errors: Vec::new(),
-        explanation: None,
-        status: None,
-        reason: None,
-        ledger: Vec::new(),
-    }
+    Outcome::empty(event)
 }
 
 fn rejected(event: &Event, reason: String) -> Outcome {
-    let mut o = empty(event);
-    o.status = Some(Status::Rejected);
-    o.reason = Some(reason);
-    o
+    Outcome::rejected(event, reason)
 }
 
 /// The names every customer's state holds (event types, their tracked

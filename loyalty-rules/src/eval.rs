@@ -13,7 +13,7 @@ use crate::ast::{Agg, ArithOp, CmpOp, OfFn, Quant, RoundingMode, Span, TextOp};
 use crate::compile::{Compiled, Quick};
 use crate::history;
 use crate::index;
-use crate::input::{to_json, Customer, Event};
+use crate::input::{fit_customer, fits, refit_event, to_json, Customer, Event};
 use crate::ir::*;
 use crate::limits;
 use crate::outcome::*;
@@ -713,22 +713,51 @@ struct Deferred<'p> {
 
 /// The rules whose dates and condition hold (see `Program::matching_rules`).
 #[inline]
-pub(crate) fn matching<'a>(
-    c: &'a Compiled,
-    event: &'a Event,
-    customer: &'a Customer,
-) -> Matching<'a> {
-    let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
-    let dead = ruled_out(c, event, customer);
-    #[cfg(debug_assertions)]
-    check_ruled_out(c, order, &dead, &Ctx::new(event, customer, None, 0));
-    Matching {
-        c,
-        event,
-        customer,
-        order,
-        left: positions(dead, order.len()),
-        fuel: FUEL,
+pub(crate) fn matching<'c, 'e>(
+    c: &'c Compiled,
+    event: &'e Event,
+    customer: &'e Customer,
+) -> Matches<'c, 'e> {
+    if fits(&c.ir, event) && customer.key == c.ir.customer_key {
+        return Matches::Lazy(Matching::new(c, event, customer));
+    }
+    Matches::Listed(matching_refitted(c, event, customer).into_iter())
+}
+
+/// [`matching`] for an event or customer another program decoded: the
+/// event under this program's index for its type (all at once: the copy is
+/// gone when this returns), or nothing matches.
+#[cold]
+#[inline(never)]
+fn matching_refitted<'c>(c: &'c Compiled, event: &Event, customer: &Customer) -> Vec<&'c str> {
+    if fit_customer(&c.ir, customer).is_err() {
+        return Vec::new();
+    }
+    if fits(&c.ir, event) {
+        return Matching::new(c, event, customer).collect();
+    }
+    match refit_event(&c.ir, event) {
+        Ok(e) => Matching::new(c, &e, customer).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// What [`matching`] gives: rules tested as the caller asks, or (for an
+/// event another program decoded) the names found at once.
+pub(crate) enum Matches<'c, 'e> {
+    Lazy(Matching<'c, 'e>),
+    Listed(std::vec::IntoIter<&'c str>),
+}
+
+impl<'c> Iterator for Matches<'c, '_> {
+    type Item = &'c str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'c str> {
+        match self {
+            Matches::Lazy(m) => m.next(),
+            Matches::Listed(v) => v.next(),
+        }
     }
 }
 
@@ -736,11 +765,11 @@ pub(crate) fn matching<'a>(
 /// context is made only for a rule whose guard cannot answer alone, so
 /// that asking whether a simple condition holds costs little more than the
 /// test itself.
-pub(crate) struct Matching<'a> {
-    c: &'a Compiled,
-    event: &'a Event,
-    customer: &'a Customer,
-    order: &'a [u32],
+pub(crate) struct Matching<'c, 'e> {
+    c: &'c Compiled,
+    event: &'e Event,
+    customer: &'e Customer,
+    order: &'c [u32],
     /// The positions in `order` not yet visited that the index did not
     /// rule out.
     left: Positions,
@@ -748,11 +777,11 @@ pub(crate) struct Matching<'a> {
     fuel: u32,
 }
 
-impl<'a> Iterator for Matching<'a> {
-    type Item = &'a str;
+impl<'c> Iterator for Matching<'c, '_> {
+    type Item = &'c str;
 
     #[inline]
-    fn next(&mut self) -> Option<&'a str> {
+    fn next(&mut self) -> Option<&'c str> {
         let ir = &self.c.ir;
         let day = self.event.local.day;
         'rules: while let Some(p) = self.left.next() {
@@ -788,11 +817,27 @@ impl<'a> Iterator for Matching<'a> {
     }
 }
 
-impl<'a> Matching<'a> {
+impl<'c, 'e> Matching<'c, 'e> {
+    #[inline]
+    fn new(c: &'c Compiled, event: &'e Event, customer: &'e Customer) -> Matching<'c, 'e> {
+        let order: &[u32] = c.by_event.get(event.ty as usize).map_or(&[], |v| &v[..]);
+        let dead = ruled_out(c, event, customer);
+        #[cfg(debug_assertions)]
+        check_ruled_out(c, order, &dead, &Ctx::new(event, customer, None, 0));
+        Matching {
+            c,
+            event,
+            customer,
+            order,
+            left: positions(dead, order.len()),
+            fuel: FUEL,
+        }
+    }
+
     /// Whether `rule`'s guard and condition hold, tested with an evaluation
     /// context (the guard again: the tests it could answer alone hold).
     #[inline(never)]
-    fn holds_in_full(&mut self, q: &'a Quick, rule: &'a RuleIr) -> bool {
+    fn holds_in_full(&mut self, q: &'c Quick, rule: &'c RuleIr) -> bool {
         let ev = Evaluator { ir: &self.c.ir };
         let mut cx = Ctx::new(self.event, self.customer, None, 0);
         cx.fuel = self.fuel;
@@ -808,7 +853,24 @@ impl<'a> Matching<'a> {
 }
 
 /// Evaluate every rule for `event`'s type against `customer`.
+/// An event or customer another program decoded is taken as
+/// [`refit_event`] says, or the outcome is `rejected` with the reason.
 pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: bool) -> Outcome {
+    if let Err(reason) = fit_customer(&c.ir, customer) {
+        return Outcome::rejected(event, reason);
+    }
+    let refitted;
+    let event = if fits(&c.ir, event) {
+        event
+    } else {
+        match refit_event(&c.ir, event) {
+            Ok(e) => {
+                refitted = e;
+                &refitted
+            }
+            Err(reason) => return Outcome::rejected(event, reason),
+        }
+    };
     run_with(c, event, customer, explain, None, &mut Buffers::default())
 }
 

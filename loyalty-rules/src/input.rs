@@ -17,8 +17,12 @@ use crate::Program;
 
 /// An event, decoded and checked against a program's schema.
 ///
-/// Build one with [`Program::event_from_json`](crate::Program::event_from_json);
-/// it is only meaningful for the program that built it.
+/// Build one with [`Program::event_from_json`](crate::Program::event_from_json).
+/// Another program (one swapped in while events were in flight, say) takes
+/// it if it decodes the event's type the same way (the same fields, item
+/// fields and tiers where the type uses them, and time zone), whatever
+/// index it gives the type; otherwise its outcome is `rejected`, with the
+/// reason, and nothing changes.
 #[derive(Clone, Debug)]
 pub struct Event {
     pub(crate) ty: u16,
@@ -28,6 +32,9 @@ pub struct Event {
     pub(crate) time: DateTime<Utc>,
     pub(crate) local: Local,
     pub(crate) fields: Vec<Value>,
+    /// The decoding program's fingerprint of the event's type
+    /// (`ProgramIr::event_keys`).
+    pub(crate) key: u64,
 }
 
 /// The event's time in the program's time zone, precomputed.
@@ -65,6 +72,8 @@ impl Event {
 pub struct Customer {
     pub(crate) id: Arc<str>,
     pub(crate) fields: Vec<Value>,
+    /// The decoding program's `ProgramIr::customer_key`.
+    pub(crate) key: u64,
 }
 
 impl Customer {
@@ -173,7 +182,83 @@ fn assemble_event(
         time,
         local: local_of(ir, time),
         fields,
+        key: ir.event_keys.get(ty).copied().unwrap_or(0),
     })
+}
+
+/// The fingerprints of `ProgramIr::event_keys` and `customer_key`: the
+/// fields' debug text, with the item fields for types with basket lines,
+/// the tiers for types with tier fields (there or in their lines), and the
+/// time zone (which `Event::local` is in). So a program that adds a tier
+/// or a declared event type still takes a `purchase` decoded before it.
+pub(crate) fn decode_keys(ir: &ProgramIr) -> (Vec<u64>, u64) {
+    let has = |defs: &[FieldDef], t: Ty| {
+        defs.iter()
+            .any(|f| f.ty == t || matches!((f.ty, t), (Ty::List(Elem::Item), Ty::Item)))
+    };
+    let item_tiers = has(&ir.item, Ty::Tier);
+    let events = ir
+        .events
+        .iter()
+        .map(|e| {
+            let items = has(&e.fields, Ty::Item);
+            let tiers = has(&e.fields, Ty::Tier) || (items && item_tiers);
+            let text = format!(
+                "{e:?}|{:?}|{:?}|{:?}",
+                items.then_some(&ir.item),
+                tiers.then_some(&ir.tiers),
+                ir.tz
+            );
+            crate::state::small_hash(&text)
+        })
+        .collect();
+    let customer = crate::state::small_hash(&format!("{:?}|{:?}", ir.customer, ir.tiers));
+    (events, customer)
+}
+
+/// Whether this program decoded `event` (or decodes its type the same
+/// way under the same index): the events it takes as they are.
+#[inline]
+pub(crate) fn fits(ir: &ProgramIr, event: &Event) -> bool {
+    ir.event_keys.get(event.ty as usize) == Some(&event.key)
+}
+
+/// An event that does not [`fits`]: decoded by another program (a program
+/// swapped in while events were in flight, say). A copy under this
+/// program's index for its type, when this program decodes that type the
+/// same way; otherwise the reason it cannot be used.
+#[cold]
+#[inline(never)]
+pub(crate) fn refit_event(ir: &ProgramIr, event: &Event) -> Result<Event, String> {
+    let name = &*event.type_name;
+    match ir.events.iter().position(|e| e.name == name) {
+        Some(t) if ir.event_keys.get(t) == Some(&event.key) => {
+            let mut e = event.clone();
+            e.ty = t as u16;
+            Ok(e)
+        }
+        Some(_) => Err(format!(
+            "the event was decoded by another program, whose `{name}` events differ from this \
+             program's (fields, item fields, tiers or time zone): decode it with this program"
+        )),
+        None => Err(format!(
+            "the event was decoded by another program: this program has no `{name}` events"
+        )),
+    }
+}
+
+/// Whether `customer` was decoded the way this program decodes customers;
+/// otherwise the reason it cannot be used.
+pub(crate) fn fit_customer(ir: &ProgramIr, customer: &Customer) -> Result<(), String> {
+    if customer.key == ir.customer_key {
+        Ok(())
+    } else {
+        Err(
+            "the customer was decoded by another program, whose customer fields or tiers \
+             differ from this program's: decode it with this program"
+                .into(),
+        )
+    }
 }
 
 pub(crate) fn customer_from_value(ir: &ProgramIr, v: &Json) -> Result<Customer, Error> {
@@ -190,7 +275,11 @@ pub(crate) fn customer_from_value(ir: &ProgramIr, v: &Json) -> Result<Customer, 
         Value::Text(s) => s.clone(),
         _ => return Err(bad(k, "id", "missing field `id`".into())),
     };
-    Ok(Customer { id, fields })
+    Ok(Customer {
+        id,
+        fields,
+        key: ir.customer_key,
+    })
 }
 
 fn unknown_field(defs: &[FieldDef], key: &str, prefix: &dyn Fn() -> String, k: ErrorKind) -> Error {

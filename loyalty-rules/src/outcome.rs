@@ -40,6 +40,30 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Nothing done for `event` (no status yet).
+    pub(crate) fn empty(event: &crate::Event) -> Outcome {
+        Outcome {
+            event: event.id.clone(),
+            event_type: event.type_name.clone(),
+            customer: event.customer.clone(),
+            points: Decimal::ZERO,
+            effects: Vec::new(),
+            errors: Vec::new(),
+            explanation: None,
+            status: None,
+            reason: None,
+            ledger: Vec::new(),
+        }
+    }
+
+    /// `event` refused, for `reason`: nothing changed.
+    pub(crate) fn rejected(event: &crate::Event, reason: String) -> Outcome {
+        let mut o = Outcome::empty(event);
+        o.status = Some(Status::Rejected);
+        o.reason = Some(reason);
+        o
+    }
+
     /// The outcome as compact JSON.
     pub fn to_json_string(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()

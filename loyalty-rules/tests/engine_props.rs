@@ -1,6 +1,6 @@
 //! Property tests of the engine over random event streams and programs.
 
-use loyalty_rules::{Engine, Event, Program, ReplayStats, Snapshot};
+use loyalty_rules::{Engine, Event, Program, ReplayStats, Snapshot, Status};
 use proptest::prelude::*;
 
 const RULES: &[&str] = &[
@@ -430,4 +430,89 @@ fn awards_to_unlinked_customers_keep_input_order() {
         Engine::new(p.clone()).replay_order(&customers, |_| [None, None]),
         None
     );
+}
+
+/// An event or customer decoded by one program and given to another (a
+/// program swapped in while events were in flight): used when the other
+/// program decodes its type the same way, even under another index for
+/// the type; otherwise refused with a reason, changing nothing. Before,
+/// the event was read under the other program's type of the same index.
+#[test]
+fn events_of_another_program_are_refitted_or_refused() {
+    let a = Program::compile(
+        "event visit has\n  store: text\nevent scan has\n  code: text\n\
+         rule \"v\" on visit award 5 points\nrule \"base\" on purchase award 1 point per $1\n",
+    )
+    .unwrap();
+    // `visit` declared second here, `scan` with another field, and a tier
+    let b = Program::compile(
+        "tiers bronze, gold\nevent scan has\n  code: text\n  bonus: number\nevent visit has\n  store: text\n\
+         rule \"s\" on scan award scan.bonus points\n\
+         rule \"v\" on visit if visit.store = \"x\" award 7 points\n\
+         rule \"base\" on purchase award 2 points per $1\n",
+    )
+    .unwrap();
+    let plain = Program::compile("rule \"base\" on purchase award 1 point per $1\n").unwrap();
+    let visit =
+        r#"{"type":"visit","id":"e1","customer":"c1","time":"2026-01-01T00:00:00Z","store":"x"}"#;
+    let scan =
+        r#"{"type":"scan","id":"e2","customer":"c2","time":"2026-01-01T00:00:00Z","code":"q"}"#;
+    let buy = r#"{"type":"purchase","id":"e3","customer":"c3","time":"2026-01-01T00:00:00Z","amount":"10.00"}"#;
+
+    // the same layout under another index: as if `b` had decoded it
+    let from_a = a.event_from_json(visit).unwrap();
+    let from_b = b.event_from_json(visit).unwrap();
+    let (mut ea, mut eb) = (Engine::new(b.clone()), Engine::new(b.clone()));
+    let (oa, ob) = (ea.process(&from_a), eb.process(&from_b));
+    assert_eq!(oa.points.to_string(), "7");
+    assert_eq!(oa.to_json_string(), ob.to_json_string());
+    assert_eq!(ea.snapshot(), eb.snapshot());
+    let cust = b.customer_from_json(r#"{"id":"c1"}"#).unwrap();
+    assert_eq!(
+        b.evaluate(&from_a, &cust).to_json_string(),
+        b.evaluate(&from_b, &cust).to_json_string()
+    );
+    assert_eq!(
+        b.matching_rules(&from_a, &cust).collect::<Vec<_>>(),
+        vec!["v"]
+    );
+    // a built-in type: the tier `b` adds does not matter to purchases
+    let o = eb.process(&a.event_from_json(buy).unwrap());
+    assert_eq!(
+        (o.status, o.points.to_string()),
+        (Some(Status::Applied), "20".into())
+    );
+
+    // `scan` has other fields in `b`: refused, and no customer is made
+    let s = a.event_from_json(scan).unwrap();
+    let o = eb.process(&s);
+    assert_eq!(o.status, Some(Status::Rejected));
+    let reason = o.reason.unwrap();
+    assert!(reason.contains("`scan` events differ"), "{reason}");
+    assert!(eb.customer("c2").is_none());
+    let o = b.evaluate(&s, &cust);
+    assert_eq!(o.status, Some(Status::Rejected));
+    assert!(o.effects.is_empty());
+    assert_eq!(b.matching_rules(&s, &cust).count(), 0);
+
+    // a type the program does not have
+    let mut ep = Engine::new(plain.clone());
+    let before = ep.snapshot();
+    let o = ep.process(&from_a);
+    assert_eq!(o.status, Some(Status::Rejected));
+    assert!(o.reason.unwrap().contains("no `visit` events"));
+    assert_eq!(ep.snapshot(), before);
+    let stats = ep.replay(vec![from_a.clone(), plain.event_from_json(buy).unwrap()]);
+    assert_eq!((stats.applied, stats.rejected), (1, 1));
+
+    // customers: `b`'s tiers differ from `a`'s
+    let o = a.evaluate(&a.event_from_json(buy).unwrap(), &cust);
+    assert_eq!(o.status, Some(Status::Rejected));
+    assert!(o
+        .reason
+        .unwrap()
+        .contains("customer was decoded by another program"));
+    let same = plain.customer_from_json(r#"{"id":"c3"}"#).unwrap();
+    let o = a.evaluate(&a.event_from_json(buy).unwrap(), &same);
+    assert_eq!((o.status, o.points.to_string()), (None, "10".into()));
 }
