@@ -1,19 +1,24 @@
 //! `loyalty-rules run` on one thread (events streamed), two (lines decoded
 //! on the second while the first replays, streaming) and three (every
 //! line decoded first, on the threads, then the partitioned replay): the
-//! same summary, invalid lines listed in line order.
+//! same summary, invalid lines listed in line order; as does the default
+//! (two threads on a machine with two CPUs).
 #![cfg(feature = "cli")]
 
 use std::process::Command;
 
-fn run(program: &std::path::Path, events: &std::path::Path, threads: usize) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_loyalty-rules"))
-        .arg("run")
-        .arg(program)
-        .arg(events)
-        .args(["--threads", &threads.to_string(), "--json"])
-        .output()
-        .expect("running the CLI");
+/// `threads` None: the default.
+fn run(
+    program: &std::path::Path,
+    events: &std::path::Path,
+    threads: Option<usize>,
+) -> serde_json::Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loyalty-rules"));
+    cmd.arg("run").arg(program).arg(events).arg("--json");
+    if let Some(t) = threads {
+        cmd.args(["--threads", &t.to_string()]);
+    }
+    let out = cmd.output().expect("running the CLI");
     assert!(
         out.status.success(),
         "{}",
@@ -55,7 +60,7 @@ fn run_gives_one_summary_on_any_number_of_threads() {
     }
     let events = dir.join("events.jsonl");
     std::fs::write(&events, lines.join("\n")).unwrap();
-    let one = run(&program, &events, 1);
+    let one = run(&program, &events, Some(1));
     assert_eq!(one["invalid"], 12);
     let errors: Vec<String> = one["errors"]
         .as_array()
@@ -72,8 +77,8 @@ fn run_gives_one_summary_on_any_number_of_threads() {
     assert_eq!(numbered, sorted, "errors in line order");
     assert_eq!(numbered.first(), Some(&8));
     assert!(one["duplicates"].as_u64().unwrap() > 0);
-    for threads in [2, 3] {
-        assert_eq!(run(&program, &events, threads), one, "{threads} threads");
+    for threads in [Some(2), Some(3), None] {
+        assert_eq!(run(&program, &events, threads), one, "{threads:?} threads");
     }
     std::fs::remove_dir_all(&dir).ok();
 }
