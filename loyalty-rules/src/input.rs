@@ -187,14 +187,36 @@ fn assemble_event(
 }
 
 /// The fingerprints of `ProgramIr::event_keys` and `customer_key`: the
-/// fields' debug text, with the item fields for types with basket lines,
-/// the tiers for types with tier fields (there or in their lines), and the
-/// time zone (which `Event::local` is in). So a program that adds a tier
-/// or a declared event type still takes a `purchase` decoded before it.
+/// fields (names, types, whether optional, defaults), with the item fields
+/// for types with basket lines, the tiers for types with tier fields
+/// (there or in their lines), and the time zone (which `Event::local` is
+/// in). So a program that adds a tier or a declared event type still takes
+/// a `purchase` decoded before it. (Texts made here rather than `Debug`
+/// output, which would add the schema types' `Debug` code to the WASM
+/// module.)
 pub(crate) fn decode_keys(ir: &ProgramIr) -> (Vec<u64>, u64) {
+    use std::fmt::Write as _;
     let has = |defs: &[FieldDef], t: Ty| {
         defs.iter()
             .any(|f| f.ty == t || matches!((f.ty, t), (Ty::List(Elem::Item), Ty::Item)))
+    };
+    let fields = |out: &mut String, defs: &[FieldDef]| {
+        for f in defs {
+            let default = f.default.as_ref().map(|d| to_json(ir, d).to_string());
+            let opt = if f.optional { "?" } else { "" };
+            let _ = write!(
+                out,
+                "{}:{}{opt}={}|",
+                f.name,
+                f.ty.name(),
+                default.unwrap_or_default()
+            );
+        }
+    };
+    let tiers = |out: &mut String| {
+        for t in &ir.tiers {
+            let _ = write!(out, "tier {t}|");
+        }
     };
     let item_tiers = has(&ir.item, Ty::Tier);
     let events = ir
@@ -202,18 +224,22 @@ pub(crate) fn decode_keys(ir: &ProgramIr) -> (Vec<u64>, u64) {
         .iter()
         .map(|e| {
             let items = has(&e.fields, Ty::Item);
-            let tiers = has(&e.fields, Ty::Tier) || (items && item_tiers);
-            let text = format!(
-                "{e:?}|{:?}|{:?}|{:?}",
-                items.then_some(&ir.item),
-                tiers.then_some(&ir.tiers),
-                ir.tz
-            );
+            let mut text = format!("{} {:?} {}|", e.name, e.primary, ir.tz);
+            fields(&mut text, &e.fields);
+            if items {
+                text.push_str("items|");
+                fields(&mut text, &ir.item);
+            }
+            if has(&e.fields, Ty::Tier) || (items && item_tiers) {
+                tiers(&mut text);
+            }
             crate::state::small_hash(&text)
         })
         .collect();
-    let customer = crate::state::small_hash(&format!("{:?}|{:?}", ir.customer, ir.tiers));
-    (events, customer)
+    let mut text = String::from("customer|");
+    fields(&mut text, &ir.customer);
+    tiers(&mut text);
+    (events, crate::state::small_hash(&text))
 }
 
 /// Whether this program decoded `event` (or decodes its type the same

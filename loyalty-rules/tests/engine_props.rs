@@ -505,6 +505,15 @@ fn events_of_another_program_are_refitted_or_refused() {
     let stats = ep.replay(vec![from_a.clone(), plain.event_from_json(buy).unwrap()]);
     assert_eq!((stats.applied, stats.rejected), (1, 1));
 
+    // another time zone: the event's local date would differ
+    let paris = Program::compile(
+        "timezone \"Europe/Paris\"\nrule \"base\" on purchase award 1 point per $1\n",
+    )
+    .unwrap();
+    let o = Engine::new(paris).process(&a.event_from_json(buy).unwrap());
+    assert_eq!(o.status, Some(Status::Rejected));
+    assert!(o.reason.unwrap().contains("`purchase` events differ"));
+
     // customers: `b`'s tiers differ from `a`'s
     let o = a.evaluate(&a.event_from_json(buy).unwrap(), &cust);
     assert_eq!(o.status, Some(Status::Rejected));
