@@ -940,6 +940,21 @@ impl Engine {
         // on as on one thread
         type Part<T> = (Vec<T>, ReplayStats, bool, Saved);
         // one partition's replay (on this thread when there is one)
+        // Whether the replay may have to start over on one thread: only if
+        // a partition may push a budget or `in total` limit past its cap
+        // (events that use one), or an award may reach a customer the
+        // partitioning did not link (a `set` effect may give a customer a
+        // `referred_by`; every other way to name another customer is
+        // linked above). Otherwise nothing is saved: saving is a copy of
+        // every held customer the replay touches (replaying 86k retail
+        // events into an engine of 50,000 customers took 0.55 s with the
+        // copies).
+        let may_redo = self.contested_span(&events).is_some()
+            || ir.rules.iter().any(|r| {
+                r.effects
+                    .iter()
+                    .any(|e| matches!(e, crate::ir::EffectIr::SetAttr { .. }))
+            });
         let all = &events;
         let work = |p: usize, eng: &mut Engine, evs: &Vec<u32>, whos: &Vec<u32>| -> Part<T> {
             // kept in case the replay must start over on one
@@ -967,8 +982,7 @@ impl Engine {
             for k in group_order(whos, root_of, n_ids) {
                 let k = k as usize;
                 let (ev, i) = (&all[evs[k] as usize], whos[k]);
-                if !seen[i as usize] {
-                    seen[i as usize] = true;
+                if !std::mem::replace(&mut seen[i as usize], true) && may_redo {
                     save_entry(&mut saved, &eng.customers, &ev.customer);
                 }
                 let o = eng.process_one(ev, false, &mut transfers);
@@ -980,7 +994,7 @@ impl Engine {
                         Some(&j) => !std::mem::replace(&mut seen[j as usize], true),
                         None => others.insert(t.to.clone(), ()).is_none(),
                     };
-                    if first {
+                    if first && may_redo {
                         save_entry(&mut saved, &eng.customers, &t.to);
                     }
                 }
@@ -1048,6 +1062,10 @@ impl Engine {
             points_cap.is_some_and(|cap| before.points + points > cap)
                 || awards_cap.is_some_and(|cap| Decimal::from(before.awards + awards) >= cap)
         });
+        debug_assert!(
+            may_redo || !(crossed || over_budget),
+            "the replay must start over, but nothing was saved for it (crossed {crossed}, over budget {over_budget})"
+        );
         if crossed || over_budget {
             // Put the initial states back and replay on one thread.
             self.customers = Ids::default();
