@@ -13,7 +13,7 @@ use crate::ast::{Agg, ArithOp, CmpOp, OfFn, Quant, RoundingMode, Span, TextOp};
 use crate::compile::{Compiled, Quick};
 use crate::history;
 use crate::index;
-use crate::input::{fit_customer, fits, refit_event, to_json, Customer, Event};
+use crate::input::{customer_fits, fit_customer, fit_event, fits, to_json, Customer, Event};
 use crate::ir::*;
 use crate::limits;
 use crate::outcome::*;
@@ -718,7 +718,7 @@ pub(crate) fn matching<'c, 'e>(
     event: &'e Event,
     customer: &'e Customer,
 ) -> Matches<'c, 'e> {
-    if fits(&c.ir, event) && customer.key == c.ir.customer_key {
+    if fits(&c.ir, event) && customer_fits(&c.ir, customer) {
         return Matches::Lazy(Matching::new(c, event, customer));
     }
     Matches::Listed(matching_refitted(c, event, customer).into_iter())
@@ -730,15 +730,10 @@ pub(crate) fn matching<'c, 'e>(
 #[cold]
 #[inline(never)]
 fn matching_refitted<'c>(c: &'c Compiled, event: &Event, customer: &Customer) -> Vec<&'c str> {
-    if fit_customer(&c.ir, customer).is_err() {
-        return Vec::new();
-    }
-    if fits(&c.ir, event) {
-        return Matching::new(c, event, customer).collect();
-    }
-    match refit_event(&c.ir, event) {
-        Ok(e) => Matching::new(c, &e, customer).collect(),
-        Err(_) => Vec::new(),
+    let mut copy = None;
+    match fit_event(&c.ir, event, &mut copy) {
+        Ok(e) if customer_fits(&c.ir, customer) => Matching::new(c, e, customer).collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -854,22 +849,15 @@ impl<'c, 'e> Matching<'c, 'e> {
 
 /// Evaluate every rule for `event`'s type against `customer`.
 /// An event or customer another program decoded is taken as
-/// [`refit_event`] says, or the outcome is `rejected` with the reason.
+/// [`fit_event`] says, or the outcome is `rejected` with the reason.
 pub(crate) fn run(c: &Compiled, event: &Event, customer: &Customer, explain: bool) -> Outcome {
     if let Err(reason) = fit_customer(&c.ir, customer) {
         return Outcome::rejected(event, reason);
     }
-    let refitted;
-    let event = if fits(&c.ir, event) {
-        event
-    } else {
-        match refit_event(&c.ir, event) {
-            Ok(e) => {
-                refitted = e;
-                &refitted
-            }
-            Err(reason) => return Outcome::rejected(event, reason),
-        }
+    let mut copy = None;
+    let event = match fit_event(&c.ir, event, &mut copy) {
+        Ok(e) => e,
+        Err(reason) => return Outcome::rejected(event, reason),
     };
     run_with(c, event, customer, explain, None, &mut Buffers::default())
 }

@@ -249,6 +249,21 @@ pub(crate) fn fits(ir: &ProgramIr, event: &Event) -> bool {
     ir.event_keys.get(event.ty as usize) == Some(&event.key)
 }
 
+/// `event` as this program reads it: itself when it [`fits`], else its
+/// copy under this program's index for its type, made in `copy` (see
+/// [`refit_event`]); or the reason it cannot be used.
+#[inline]
+pub(crate) fn fit_event<'e>(
+    ir: &ProgramIr,
+    event: &'e Event,
+    copy: &'e mut Option<Event>,
+) -> Result<&'e Event, String> {
+    if fits(ir, event) {
+        return Ok(event);
+    }
+    Ok(copy.insert(refit_event(ir, event)?))
+}
+
 /// An event that does not [`fits`]: decoded by another program (a program
 /// swapped in while events were in flight, say). A copy under this
 /// program's index for its type, when this program decodes that type the
@@ -273,10 +288,15 @@ pub(crate) fn refit_event(ir: &ProgramIr, event: &Event) -> Result<Event, String
     }
 }
 
-/// Whether `customer` was decoded the way this program decodes customers;
-/// otherwise the reason it cannot be used.
+/// Whether `customer` was decoded the way this program decodes customers.
+#[inline]
+pub(crate) fn customer_fits(ir: &ProgramIr, customer: &Customer) -> bool {
+    customer.key == ir.customer_key
+}
+
+/// [`customer_fits`], or the reason the customer cannot be used.
 pub(crate) fn fit_customer(ir: &ProgramIr, customer: &Customer) -> Result<(), String> {
-    if customer.key == ir.customer_key {
+    if customer_fits(ir, customer) {
         Ok(())
     } else {
         Err(

@@ -254,10 +254,10 @@ pub(crate) struct ProgramIr {
     /// Longest window over points earned, per kind.
     pub points_retention_days: Vec<u32>,
     /// Per event type: a fingerprint of everything decoding an event of
-    /// that type depends on (its fields, the item fields, the tiers, the
-    /// currency and the time zone), which the events decoded carry. An
+    /// that type depends on (its fields, the item fields and tiers where
+    /// it uses them, and the time zone), which the events decoded carry. An
     /// event from another program is used only if its type's fingerprint
-    /// here is the same (see `input::refit_event`). Set by `Compiled::new`.
+    /// here is the same (see `input::fit_event`). Set by `Compiled::new`.
     pub event_keys: Vec<u64>,
     /// The same for customers (their fields and the tiers).
     pub customer_key: u64,
