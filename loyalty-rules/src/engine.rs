@@ -1380,7 +1380,7 @@ impl Engine {
             &mut ledger_entries,
         );
         // history includes the current event
-        record_history(ir, st, event);
+        record_history(ir, &self.names, st, event);
         if ev_name == "redemption" {
             let need = match field("points") {
                 Some(Value::Num(p)) => *p,
@@ -1524,6 +1524,49 @@ impl Names {
     }
 }
 
+/// The history of an event type the customer has had none of.
+fn blank_history(name: &Arc<str>, fields: &FieldNames) -> EventHistory {
+    EventHistory {
+        event: name.clone(),
+        total: 0,
+        totals: vec![Decimal::ZERO; fields.len()],
+        fields: fields.clone(),
+        last_at: None,
+        prev_at: None,
+        days: Vec::new(),
+        streak_days: 0,
+        streak_day: None,
+        streak_weeks: 0,
+        streak_week: None,
+    }
+}
+
+/// Drop the histories after the last event type the customer has had: a
+/// state holds `history` up to that type only (most customers have only
+/// the first types, purchases above all), and a missing history reads as
+/// a blank one. Replayed and restored states are trimmed alike, so they
+/// compare equal.
+fn trim_history(h: &mut Vec<EventHistory>) {
+    let blank = |h: &EventHistory| {
+        h.total == 0
+            && h.days.is_empty()
+            && h.last_at.is_none()
+            && h.prev_at.is_none()
+            && h.streak_days == 0
+            && h.streak_day.is_none()
+            && h.streak_weeks == 0
+            && h.streak_week.is_none()
+            && h.totals.iter().all(Decimal::is_zero)
+    };
+    let len = h.len();
+    while h.last().is_some_and(blank) {
+        h.pop();
+    }
+    if h.len() < len {
+        h.shrink_to_fit();
+    }
+}
+
 fn new_state(ir: &ProgramIr, names: &Names, id: &str) -> CustomerState {
     align(
         ir,
@@ -1570,22 +1613,11 @@ fn align(ir: &ProgramIr, names: &Names, mut st: CustomerState) -> CustomerState 
                     h.fields = fields.clone();
                     h
                 }
-                None => EventHistory {
-                    event: name.clone(),
-                    total: 0,
-                    totals: vec![Decimal::ZERO; fields.len()],
-                    fields: fields.clone(),
-                    last_at: None,
-                    prev_at: None,
-                    days: Vec::new(),
-                    streak_days: 0,
-                    streak_day: None,
-                    streak_weeks: 0,
-                    streak_week: None,
-                },
+                None => blank_history(name, fields),
             }
         })
         .collect();
+    trim_history(&mut st.history);
     let mut old_points = std::mem::take(&mut st.points_history);
     st.points_history = ir
         .kinds
@@ -1634,6 +1666,10 @@ fn align(ir: &ProgramIr, names: &Names, mut st: CustomerState) -> CustomerState 
         }
     }
     st.kinds = kinds;
+    // read states hold their vectors' growth room (a lot and a record per
+    // earning event)
+    st.lots.shrink_to_fit();
+    st.awards.shrink_to_fit();
     old.clear();
     ledger::recompute_due(&mut st);
     st
@@ -1827,7 +1863,12 @@ fn qualified(ir: &ProgramIr, st: &CustomerState, at: DateTime<Utc>) -> Option<us
         }
         TierMetricIr::Visits => {
             let ty = ir.events.iter().position(|e| e.name == "purchase")?;
-            Decimal::from(history::count(st.history.get(ty)?, today, tiering.window))
+            // no history of the type: none of its events
+            Decimal::from(
+                st.history
+                    .get(ty)
+                    .map_or(0, |h| history::count(h, today, tiering.window)),
+            )
         }
         TierMetricIr::Points(k) => {
             history::points(st.points_history.get(k as usize)?, today, tiering.window)
@@ -1876,8 +1917,20 @@ fn qualify_tier(
     }
 }
 
-fn record_history(ir: &ProgramIr, st: &mut CustomerState, event: &Event) {
+fn record_history(ir: &ProgramIr, names: &Names, st: &mut CustomerState, event: &Event) {
     let ty = event.ty as usize;
+    // the histories up to this type (see `trim_history`)
+    if st.history.len() <= ty {
+        let have = st.history.len();
+        st.history.extend(
+            names
+                .events
+                .iter()
+                .take(ty + 1)
+                .skip(have)
+                .map(|(name, fields)| blank_history(name, fields)),
+        );
+    }
     let value = |s: u16| match event.fields.get(s as usize) {
         Some(Value::Num(d)) => *d,
         _ => Decimal::ZERO,
@@ -2246,6 +2299,10 @@ fn commit(
         })
         .unwrap_or_default();
     if amount > Decimal::ZERO {
+        if st.awards.capacity() == 0 {
+            // room for one (as for lots: many customers earn once)
+            st.awards.reserve_exact(1);
+        }
         st.awards.push(EventAwards {
             event: event.id.clone(),
             amount,
@@ -2554,6 +2611,73 @@ mod tests {
             .history
             .iter()
             .any(|h| &*h.event == "purchase" && h.total == 2));
+    }
+
+    /// A state holds histories up to the last event type its customer had;
+    /// a later type's rules read the missing history as none; a state saved
+    /// with a history for every type (as before) restores to the same
+    /// trimmed state.
+    #[test]
+    fn histories_end_at_the_last_type_seen() {
+        let src = "rule \"Base\" on purchase award 1 point per $1\n\
+                   rule \"First login\" on login if first login award 5 points\n\
+                   tiers by visits in last 12 months\n  silver from 2";
+        let p = Program::compile(src).unwrap();
+        let ty = |name: &str| {
+            p.inner
+                .ir
+                .events
+                .iter()
+                .position(|e| e.name == name)
+                .unwrap()
+        };
+        assert!(ty("purchase") < ty("login"));
+        let mut e = Engine::new(p.clone());
+        let ev = |id: &str, ty: &str, day: u32| {
+            format!(
+                r#"{{"type":"{ty}","id":"{id}","customer":"c1","time":"2025-01-{day:02}T10:00:00Z","amount":"10"}}"#
+            )
+            .replace(r#","amount":"10""#, if ty == "purchase" { r#","amount":"10""# } else { "" })
+        };
+        e.process_json(&ev("o1", "purchase", 1)).unwrap();
+        assert_eq!(e.customer("c1").unwrap().history.len(), ty("purchase") + 1);
+        let o = e.process_json(&ev("o2", "purchase", 2)).unwrap();
+        assert_eq!(
+            e.customer("c1").unwrap().tier.as_deref(),
+            Some("silver"),
+            "{o:?}"
+        );
+        // a type past the end: its history is made as its first event comes
+        let o = e.process_json(&ev("l1", "login", 3)).unwrap();
+        assert_eq!(o.points, Decimal::from(5));
+        let o = e.process_json(&ev("l2", "login", 4)).unwrap();
+        assert_eq!(o.points, Decimal::ZERO);
+        let st = e.customer("c1").unwrap();
+        assert_eq!(st.history.len(), ty("login") + 1);
+        // the shape saved before: a history for every type
+        let mut full = serde_json::to_value(e.snapshot()).unwrap();
+        let mut fresh = Engine::new(p.clone());
+        fresh
+            .set_customer(&serde_json::json!({"id": "c2"}))
+            .unwrap();
+        let names: Vec<String> = p.inner.ir.events.iter().map(|e| e.name.clone()).collect();
+        let hist = full["customers"][0]["history"].as_array_mut().unwrap();
+        let blank = |name: &str| {
+            serde_json::json!({"event": name, "total": 0, "fields": [], "totals": [], "days": [],
+                               "streak_days": 0, "streak_weeks": 0})
+        };
+        for n in &names[hist.len()..] {
+            hist.push(blank(n));
+        }
+        assert_eq!(hist.len(), names.len());
+        let r = Engine::from_snapshot(p, serde_json::from_value(full).unwrap()).unwrap();
+        assert_eq!(r.customer("c1").unwrap(), e.customer("c1").unwrap());
+        assert_eq!(
+            serde_json::to_string(&r.snapshot()).unwrap(),
+            serde_json::to_string(&e.snapshot()).unwrap()
+        );
+        // a customer with no events has no histories
+        assert!(fresh.customer("c2").unwrap().history.is_empty());
     }
 
     /// Recycled outcome vectors start empty: outcomes of `replay_with`

@@ -52,6 +52,11 @@ pub(crate) fn earn(st: &mut CustomerState, mut lot: Lot, now: DateTime<Utc>) {
     for t in [lot.pending_until, lot.expires_at].into_iter().flatten() {
         st.next_due = Some(st.next_due.map_or(t, |d| d.min(t)));
     }
+    if st.lots.capacity() == 0 {
+        // room for one: many customers earn once (a vector's first
+        // allocation would hold four)
+        st.lots.reserve_exact(1);
+    }
     st.lots.push(lot);
 }
 

@@ -41,6 +41,7 @@ mod ast;
 #[cfg(feature = "unstable")]
 pub mod ast;
 mod check;
+mod codec;
 mod compile;
 mod complete;
 mod engine;

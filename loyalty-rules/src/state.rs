@@ -51,22 +51,35 @@ pub struct Lot {
     /// Sequence number within the customer.
     pub id: u64,
     /// Points earned.
+    #[serde(with = "crate::codec::dec")]
     pub points: Decimal,
     /// Points not yet spent, expired or reversed.
+    #[serde(with = "crate::codec::dec")]
     pub remaining: Decimal,
     /// When earned.
+    #[serde(with = "crate::codec::utc")]
     pub earned_at: DateTime<Utc>,
     /// Pending until (None: available at once).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::codec::utc_opt"
+    )]
     pub pending_until: Option<DateTime<Utc>>,
     /// Expires at (None: never).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::codec::utc_opt"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
     /// The event that earned it.
+    #[serde(deserialize_with = "crate::codec::text::deserialize")]
     pub event: Arc<str>,
     /// The rule that awarded it (the first of them, when several rules'
     /// points share the lot; the split by rule of a purchase's points is in
     /// [`EventAwards::by_rule`]).
+    #[serde(deserialize_with = "crate::codec::text::deserialize")]
     pub rule: Arc<str>,
     /// An expiry warning was given for it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -88,21 +101,31 @@ pub struct RewardGrant {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventAwards {
     /// The event's id.
+    #[serde(deserialize_with = "crate::codec::text::deserialize")]
     pub event: Arc<str>,
     /// The event's amount (for proportional refunds).
+    #[serde(with = "crate::codec::dec")]
     pub amount: Decimal,
     /// How much of it has been refunded so far.
+    #[serde(with = "crate::codec::dec")]
     pub refunded: Decimal,
     /// Spendable points it earned.
+    #[serde(with = "crate::codec::dec")]
     pub points: Decimal,
     /// Of which reversed so far.
+    #[serde(with = "crate::codec::dec")]
     pub reversed: Decimal,
     /// Lots it created (held inline: one event's lots are one or two).
     pub lots: SmallVec<[u64; 2]>,
     /// Points per rule (for budgets and caps; held inline for one rule).
+    #[serde(with = "crate::codec::named")]
     pub by_rule: SmallVec<[(Arc<str>, Decimal); 1]>,
     /// Other point kinds it earned.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "crate::codec::named"
+    )]
     pub kinds: Vec<(Arc<str>, Decimal)>,
 }
 
@@ -223,7 +246,9 @@ pub struct CustomerState {
     /// Rewards granted.
     #[serde(default)]
     pub rewards: Vec<RewardGrant>,
-    /// History per event type.
+    /// History per event type, in the program's order of event types
+    /// (built-in types first), up to the last type the customer has had an
+    /// event of: a type past the end has no history yet.
     #[serde(default)]
     pub history: Vec<EventHistory>,
     /// Points earned per day, per kind.
@@ -325,7 +350,11 @@ impl EventIds {
                 }
                 if v.len() < SMALL_IDS {
                     if v.capacity() == 0 {
-                        v.reserve_exact(8);
+                        // room for one: many customers have one event;
+                        // then for eight
+                        v.reserve_exact(1);
+                    } else if v.len() == 1 && v.capacity() == 1 {
+                        v.reserve_exact(7);
                     }
                     v.push((h, id));
                     return true;
@@ -384,7 +413,9 @@ impl Serialize for EventIds {
 
 impl<'de> Deserialize<'de> for EventIds {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EventIds, D::Error> {
-        let v: Vec<Arc<str>> = Vec::deserialize(d)?;
+        // one allocation per id, shared with the lots and award records
+        // read before it
+        let v: Vec<crate::codec::Shared> = Vec::deserialize(d)?;
         let mut ids = EventIds::default();
         if v.len() > SMALL_IDS {
             ids.0 = IdsRepr::Big(HashSet::with_capacity_and_hasher(
@@ -392,7 +423,7 @@ impl<'de> Deserialize<'de> for EventIds {
                 IdHash::default(),
             ));
         }
-        for s in v {
+        for crate::codec::Shared(s) in v {
             ids.insert(s);
         }
         Ok(ids)
