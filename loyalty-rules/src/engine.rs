@@ -1922,6 +1922,7 @@ fn record_history(ir: &ProgramIr, names: &Names, st: &mut CustomerState, event: 
     // the histories up to this type (see `trim_history`)
     if st.history.len() <= ty {
         let have = st.history.len();
+        st.history.reserve_exact(ty + 1 - have);
         st.history.extend(
             names
                 .events
