@@ -1567,6 +1567,51 @@ fn trim_history(h: &mut Vec<EventHistory>) {
     }
 }
 
+/// The counters of a rule that has not fired for the customer.
+fn blank_counters(r: &crate::ir::RuleIr) -> RuleCounters {
+    RuleCounters {
+        rule: r.name.clone(),
+        fired: 0,
+        last_fired: None,
+        limits: vec![PeriodCounter::default(); r.limits.len()],
+    }
+}
+
+/// Drop the counters after the last rule that has fired for the customer
+/// (as `trim_history` does for histories): a missing entry reads as a rule
+/// that never fired, and a program of many rules costs a customer only
+/// the counters up to the last rule it has had.
+fn trim_counters(c: &mut Vec<RuleCounters>) {
+    let blank = |c: &RuleCounters| {
+        c.fired == 0
+            && c.last_fired.is_none()
+            && c.limits.iter().all(|l| *l == PeriodCounter::default())
+    };
+    let len = c.len();
+    while c.last().is_some_and(blank) {
+        c.pop();
+    }
+    if c.len() < len {
+        c.shrink_to_fit();
+    }
+}
+
+/// Rule `ri`'s counters, made (with those of the rules before it) if the
+/// state does not hold them yet.
+fn counters_mut<'s>(
+    ir: &ProgramIr,
+    st: &'s mut CustomerState,
+    ri: usize,
+) -> Option<&'s mut RuleCounters> {
+    let have = st.counters.len();
+    if have <= ri && ri < ir.rules.len() {
+        st.counters.reserve_exact(ri + 1 - have);
+        st.counters
+            .extend(ir.rules[have..=ri].iter().map(blank_counters));
+    }
+    st.counters.get_mut(ri)
+}
+
 fn new_state(ir: &ProgramIr, names: &Names, id: &str) -> CustomerState {
     align(
         ir,
@@ -1644,15 +1689,13 @@ fn align(ir: &ProgramIr, names: &Names, mut st: CustomerState) -> CustomerState 
                     rule: r.name.clone(),
                     ..old_counters.swap_remove(i)
                 },
-                None => RuleCounters {
-                    rule: r.name.clone(),
-                    ..RuleCounters::default()
-                },
+                None => blank_counters(r),
             };
             c.limits.resize(r.limits.len(), PeriodCounter::default());
             c
         })
         .collect();
+    trim_counters(&mut st.counters);
     st.caps.resize(ir.caps.len(), PeriodCounter::default());
     let mut kinds: Vec<(Arc<str>, Decimal)> = ir
         .kinds
@@ -2150,7 +2193,7 @@ fn commit(
                 }
                 if points.is_sign_positive() {
                     // rule point caps
-                    if let Some(c) = st.counters.get_mut(ri) {
+                    if let Some(c) = counters_mut(ir, st, ri) {
                         for (li, l) in r.limits.iter().enumerate() {
                             if let LimitIr::Points {
                                 kind: lk, period, ..
@@ -2270,7 +2313,7 @@ fn commit(
     for &ri in fired {
         let ri = ri as usize;
         let r = &ir.rules[ri];
-        if let Some(c) = st.counters.get_mut(ri) {
+        if let Some(c) = counters_mut(ir, st, ri) {
             c.fired += 1;
             c.last_fired = Some(event.time);
             for (li, l) in r.limits.iter().enumerate() {
@@ -2679,6 +2722,47 @@ mod tests {
         );
         // a customer with no events has no histories
         assert!(fresh.customer("c2").unwrap().history.is_empty());
+    }
+
+    /// A state holds rule counters up to the last rule that fired for its
+    /// customer; a limit on a later rule counts from a new entry; a state
+    /// saved with counters for every rule restores to the same state.
+    #[test]
+    fn counters_end_at_the_last_rule_fired() {
+        let src = "rule \"Base\" on purchase award 1 point per $1\n\
+                   rule \"Big\" on purchase if purchase.amount > $100 award 10 points\n  \
+                   at most 2 times per customer per month\n\
+                   rule \"Never\" on purchase if purchase.amount > $100000 award 1 point";
+        let p = Program::compile(src).unwrap();
+        let mut e = Engine::new(p.clone());
+        let mut buy = |id: &str, day: u32, amount: u32| {
+            e.process_json(&format!(
+                r#"{{"type":"purchase","id":"{id}","customer":"c1","time":"2025-01-{day:02}T10:00:00Z","amount":"{amount}"}}"#
+            ))
+            .unwrap()
+            .points
+        };
+        assert_eq!(buy("o1", 1, 10), Decimal::from(10));
+        assert_eq!(buy("o2", 2, 200), Decimal::from(210));
+        assert_eq!(buy("o3", 3, 200), Decimal::from(210));
+        // the limit, counted in the entry made at o2
+        assert_eq!(buy("o4", 4, 200), Decimal::from(200));
+        let st = e.customer("c1").unwrap();
+        let fired: Vec<(&str, u64)> = st.counters.iter().map(|c| (&*c.rule, c.fired)).collect();
+        assert_eq!(fired, [("Base", 4), ("Big", 2)]);
+        // the shape saved before: counters for every rule
+        let mut full = serde_json::to_value(e.snapshot()).unwrap();
+        full["customers"][0]["counters"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"rule": "Never", "fired": 0, "limits": []}));
+        let r = Engine::from_snapshot(p, serde_json::from_value(full).unwrap()).unwrap();
+        assert_eq!(r.customer("c1").unwrap(), e.customer("c1").unwrap());
+        let mut fresh = Engine::new(r.program().clone());
+        fresh
+            .set_customer(&serde_json::json!({"id": "c2"}))
+            .unwrap();
+        assert!(fresh.customer("c2").unwrap().counters.is_empty());
     }
 
     /// Recycled outcome vectors start empty: outcomes of `replay_with`

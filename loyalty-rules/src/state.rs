@@ -254,7 +254,9 @@ pub struct CustomerState {
     /// Points earned per day, per kind.
     #[serde(default)]
     pub points_history: Vec<PointsHistory>,
-    /// Rule counters for limits.
+    /// Rule counters for limits, in the program's order of rules, up to the
+    /// last rule that has fired for the customer: a rule past the end has
+    /// not fired.
     #[serde(default)]
     pub counters: Vec<RuleCounters>,
     /// Program-wide cap counters, in source order.
