@@ -1592,15 +1592,20 @@ pub fn states_from_batches(
         let col = b.column_by_name("state").ok_or(
             "a states table needs a `state` column (JSON text, as written by states_table())",
         )?;
+        let texts = Acc::new(col.as_ref());
+        out.reserve(b.num_rows());
         for i in 0..b.num_rows() {
             if col.is_null(i) {
                 continue;
             }
-            let text = match cell(col.as_ref(), i)? {
-                Json::String(s) => s,
-                _ => return Err("the `state` column must hold JSON text".into()),
+            if !texts.is_text() {
+                return Err("the `state` column must hold JSON text".into());
+            }
+            // read in place (a state's text is kilobytes)
+            let Some(text) = texts.text(i) else {
+                continue;
             };
-            out.push(serde_json::from_str(&text).map_err(|e| format!("state row {i}: {e}"))?);
+            out.push(serde_json::from_str(text).map_err(|e| format!("state row {i}: {e}"))?);
         }
     }
     Ok(out)

@@ -287,6 +287,25 @@ def test_partition_shape_round_trip(program: lr.Program, expected: list[lr.Outco
     assert res1.column("points").to_pylist() + res2.column("points").to_pylist() == full.table.column("points").to_pylist()
 
 
+@pytest.mark.parametrize("kind", ["large_string", "string_view", "dictionary"])
+def test_prior_states_in_any_text_column(program: lr.Program, kind: str) -> None:
+    """A states table's `state` column may be any Arrow text type (polars
+    writes large_string or string_view); a column of another type is an
+    error naming the column."""
+    t = arrow_table()
+    first, second = t.slice(0, 20), t.slice(20)
+    _, states1 = lr.replay_partition(program, first)
+    col = states1.column("state")
+    typ = {"large_string": pa.large_string(), "string_view": pa.string_view()}.get(kind)
+    recast = col.dictionary_encode() if typ is None else col.cast(typ)
+    states1 = states1.set_column(1, "state", recast)
+    _, states2 = lr.replay_partition(program, second, states1)
+    assert states2.to_pydict() == lr.replay(program, t).states_table().to_pydict()
+    bad = states1.set_column(1, "state", pa.array(range(states1.num_rows)))
+    with pytest.raises(lr.LoyaltyRulesError, match="JSON text"):
+        lr.replay_partition(program, second, bad)
+
+
 def test_partitions_by_customer(program: lr.Program) -> None:
     """Disjoint customer sets in separate partitions: union equals one run."""
     t = arrow_table()
