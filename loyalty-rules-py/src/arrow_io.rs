@@ -1583,30 +1583,62 @@ fn states_batch(states: &[&loyalty_rules::CustomerState]) -> Result<RecordBatch,
     .map_err(|e| e.to_string())
 }
 
-/// Read a states table back (`state` column of JSON text).
+/// Read a states table back (`state` column of JSON text), parsing on up
+/// to `threads` threads (the states in table order whatever the threads;
+/// the first bad row's error).
 pub fn states_from_batches(
     batches: &[RecordBatch],
+    threads: usize,
 ) -> Result<Vec<loyalty_rules::CustomerState>, String> {
-    let mut out = Vec::new();
+    // the texts, read in place (a state's text is kilobytes), with their
+    // row in the table
+    let mut texts: Vec<(usize, &str)> = Vec::new();
+    let mut row = 0;
     for b in batches {
         let col = b.column_by_name("state").ok_or(
             "a states table needs a `state` column (JSON text, as written by states_table())",
         )?;
-        let texts = Acc::new(col.as_ref());
-        out.reserve(b.num_rows());
+        let acc = Acc::new(col.as_ref());
+        texts.reserve(b.num_rows());
         for i in 0..b.num_rows() {
-            if col.is_null(i) {
-                continue;
+            if !col.is_null(i) {
+                if !acc.is_text() {
+                    return Err("the `state` column must hold JSON text".into());
+                }
+                if let Some(text) = acc.text(i) {
+                    texts.push((row + i, text));
+                }
             }
-            if !texts.is_text() {
-                return Err("the `state` column must hold JSON text".into());
-            }
-            // read in place (a state's text is kilobytes)
-            let Some(text) = texts.text(i) else {
-                continue;
-            };
-            out.push(serde_json::from_str(text).map_err(|e| format!("state row {i}: {e}"))?);
         }
+        row += b.num_rows();
+    }
+    let parse = |part: &[(usize, &str)]| -> Result<Vec<loyalty_rules::CustomerState>, String> {
+        part.iter()
+            .map(|(i, text)| serde_json::from_str(text).map_err(|e| format!("state row {i}: {e}")))
+            .collect()
+    };
+    // a thread per 1,024 states at least
+    let threads = threads.clamp(1, texts.len().div_ceil(1024).max(1));
+    if threads == 1 {
+        return parse(&texts);
+    }
+    let per = texts.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<_>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = texts
+            .chunks(per)
+            .map(|part| s.spawn(move || parse(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a thread parsing states panicked".into()))
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(texts.len());
+    for p in parts {
+        out.extend(p?);
     }
     Ok(out)
 }

@@ -884,11 +884,19 @@ impl PyEngine {
     }
 
     /// Load customer states (replacing those with the same id): a list of
-    /// state dicts, or an Arrow-stream table with a `state` JSON column.
-    fn load_states(&self, py: Python<'_>, states: &Bound<'_, PyAny>) -> PyResult<usize> {
+    /// state dicts, or an Arrow-stream table with a `state` JSON column
+    /// (parsed on `threads` threads; default: all cores).
+    #[pyo3(signature = (states, threads=None))]
+    fn load_states(
+        &self,
+        py: Python<'_>,
+        states: &Bound<'_, PyAny>,
+        threads: Option<usize>,
+    ) -> PyResult<usize> {
+        let threads = threads.unwrap_or_else(default_threads).max(1);
         let list: Vec<loyalty_rules::CustomerState> = if states.hasattr("__arrow_c_stream__")? {
             let (batches, _) = arrow_io::import_stream(states)?;
-            py.detach(|| arrow_io::states_from_batches(&batches))
+            py.detach(|| arrow_io::states_from_batches(&batches, threads))
                 .map_err(|m| errors::plain(py, "invalid_snapshot", m, json!({})))?
         } else {
             let j = pyjson::to_json(states, "states")?;

@@ -306,6 +306,33 @@ def test_prior_states_in_any_text_column(program: lr.Program, kind: str) -> None
         lr.replay_partition(program, second, bad)
 
 
+def test_prior_states_parsed_on_threads(program: lr.Program) -> None:
+    """A large states table parses on several threads into the same engine
+    as on one, in table order; a bad text names its row in the table."""
+    n = 2600
+    t = pa.table(
+        {
+            "type": ["purchase"] * n,
+            "id": [f"o{i}" for i in range(n)],
+            "customer": [f"c{i:05d}" for i in range(n)],
+            "time": ["2026-01-05T10:00:00Z"] * n,
+            "amount": [str(10 + i % 300) for i in range(n)],
+        }
+    )
+    _, states = lr.replay_partition(program, t)
+    assert states.num_rows == n
+    for threads in (1, 2, 3):
+        e = lr.Engine(program)
+        assert e.load_states(states, threads=threads) == n
+        assert e.states_table(threads=1).equals(states)
+    texts = states.column("state").to_pylist()
+    texts[2100] = "{"
+    bad = states.set_column(1, "state", pa.array(texts))
+    for threads in (1, 3):
+        with pytest.raises(lr.LoyaltyRulesError, match="state row 2100"):
+            lr.Engine(program).load_states(bad, threads=threads)
+
+
 def test_partitions_by_customer(program: lr.Program) -> None:
     """Disjoint customer sets in separate partitions: union equals one run."""
     t = arrow_table()

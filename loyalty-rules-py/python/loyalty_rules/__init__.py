@@ -633,13 +633,15 @@ class Engine:
         cores), a chunk of the table per thread."""
         return _to_table(self._e.states_table(threads))
 
-    def load_states(self, states: Any) -> int:
+    def load_states(self, states: Any, threads: int | None = None) -> int:
         """Load prior customer states: a ``states_table()``-shaped table, a
-        list of state dicts / CustomerState, or a ``{id: state}`` mapping."""
+        list of state dicts / CustomerState, or a ``{id: state}`` mapping.
+        A table's JSON is parsed on ``threads`` threads (default: all
+        cores)."""
         if isinstance(states, Mapping):
             states = list(states.values())
         if _is_table(states):
-            return self._e.load_states(_as_stream(states))
+            return self._e.load_states(_as_stream(states), threads)
         return self._e.load_states(
             [s.to_dict() if isinstance(s, CustomerState) else s for s in states]
         )
@@ -674,7 +676,7 @@ def replay(
     engine, starting from ``states`` (optional, see ``Engine.load_states``)."""
     eng = Engine(program)
     if states is not None:
-        eng.load_states(states)
+        eng.load_states(states, threads=threads)
     return eng.replay(
         events, columns=columns, event_type=event_type, threads=threads, detail=detail
     )
