@@ -1545,20 +1545,35 @@ pub fn states_batches(
     threads: usize,
 ) -> Result<Vec<RecordBatch>, String> {
     let parts = threads.clamp(1, 64).min(states.len() / 4096 + 1);
+    in_parts(
+        states,
+        parts,
+        states_batch,
+        "internal error serializing states",
+    )
+}
+
+/// `f` over `parts` consecutive parts of `items`, a scoped thread each
+/// (none for one part); its results in order, or the first part's error
+/// (`panicked` for a part whose thread panicked).
+fn in_parts<T: Sync, R: Send>(
+    items: &[T],
+    parts: usize,
+    f: impl Fn(&[T]) -> Result<R, String> + Sync,
+    panicked: &str,
+) -> Result<Vec<R>, String> {
     if parts <= 1 {
-        return Ok(vec![states_batch(states)?]);
+        return Ok(vec![f(items)?]);
     }
-    let size = states.len().div_ceil(parts);
+    let size = items.len().div_ceil(parts).max(1);
+    let f = &f;
     std::thread::scope(|s| {
-        let hs: Vec<_> = states
+        let hs: Vec<_> = items
             .chunks(size)
-            .map(|part| s.spawn(move || states_batch(part)))
+            .map(|part| s.spawn(move || f(part)))
             .collect();
         hs.into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("internal error serializing states".into()))
-            })
+            .map(|h| h.join().unwrap_or_else(|_| Err(panicked.into())))
             .collect()
     })
 }
@@ -1599,12 +1614,12 @@ pub fn states_from_batches(
             "a states table needs a `state` column (JSON text, as written by states_table())",
         )?;
         let acc = Acc::new(col.as_ref());
+        if !acc.is_text() && col.null_count() < col.len() {
+            return Err("the `state` column must hold JSON text".into());
+        }
         texts.reserve(b.num_rows());
         for i in 0..b.num_rows() {
             if !col.is_null(i) {
-                if !acc.is_text() {
-                    return Err("the `state` column must hold JSON text".into());
-                }
                 if let Some(text) = acc.text(i) {
                     texts.push((row + i, text));
                 }
@@ -1618,29 +1633,13 @@ pub fn states_from_batches(
             .collect()
     };
     // a thread per 1,024 states at least
-    let threads = threads.clamp(1, texts.len().div_ceil(1024).max(1));
-    if threads == 1 {
-        return parse(&texts);
+    let parts = threads.clamp(1, texts.len().div_ceil(1024).max(1));
+    let mut parts = in_parts(&texts, parts, parse, "a thread parsing states panicked")?;
+    if parts.len() == 1 {
+        // one part: its vector as it is
+        return Ok(parts.pop().unwrap_or_default());
     }
-    let per = texts.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<_>, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = texts
-            .chunks(per)
-            .map(|part| s.spawn(move || parse(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a thread parsing states panicked".into()))
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(texts.len());
-    for p in parts {
-        out.extend(p?);
-    }
-    Ok(out)
+    Ok(parts.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

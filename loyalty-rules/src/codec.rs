@@ -354,13 +354,7 @@ mod tests {
     /// with and without fractions, in and out of the four-digit years.
     #[test]
     fn texts_are_the_serde_impls() {
-        let mut seed: u64 = 0x243f_6a88_85a3_08d3;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::state::test_rng(0x243f_6a88_85a3_08d3);
         let mut decs = vec![
             Decimal::ZERO,
             Decimal::ONE,

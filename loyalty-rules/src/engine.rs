@@ -1558,13 +1558,7 @@ fn trim_history(h: &mut Vec<EventHistory>) {
             && h.streak_week.is_none()
             && h.totals.iter().all(Decimal::is_zero)
     };
-    let len = h.len();
-    while h.last().is_some_and(blank) {
-        h.pop();
-    }
-    if h.len() < len {
-        h.shrink_to_fit();
-    }
+    trim_tail(h, blank);
 }
 
 /// The counters of a rule that has not fired for the customer.
@@ -1587,12 +1581,28 @@ fn trim_counters(c: &mut Vec<RuleCounters>) {
             && c.last_fired.is_none()
             && c.limits.iter().all(|l| *l == PeriodCounter::default())
     };
-    let len = c.len();
-    while c.last().is_some_and(blank) {
-        c.pop();
+    trim_tail(c, blank);
+}
+
+/// Drop the entries at the end of `v` that are `blank`, and the room they
+/// held.
+fn trim_tail<T>(v: &mut Vec<T>, blank: impl Fn(&T) -> bool) {
+    let len = v.len();
+    while v.last().is_some_and(&blank) {
+        v.pop();
     }
-    if c.len() < len {
-        c.shrink_to_fit();
+    if v.len() < len {
+        v.shrink_to_fit();
+    }
+}
+
+/// Make `v` (entries for a prefix of `of`) reach entry `i`, the new entries
+/// made by `blank` from their items of `of`, with no growth room.
+fn extend_to<S, T>(v: &mut Vec<T>, i: usize, of: &[S], blank: impl Fn(&S) -> T) {
+    let have = v.len();
+    if have <= i && i < of.len() {
+        v.reserve_exact(i + 1 - have);
+        v.extend(of[have..=i].iter().map(blank));
     }
 }
 
@@ -1603,12 +1613,7 @@ fn counters_mut<'s>(
     st: &'s mut CustomerState,
     ri: usize,
 ) -> Option<&'s mut RuleCounters> {
-    let have = st.counters.len();
-    if have <= ri && ri < ir.rules.len() {
-        st.counters.reserve_exact(ri + 1 - have);
-        st.counters
-            .extend(ir.rules[have..=ri].iter().map(blank_counters));
-    }
+    extend_to(&mut st.counters, ri, &ir.rules, blank_counters);
     st.counters.get_mut(ri)
 }
 
@@ -1963,18 +1968,9 @@ fn qualify_tier(
 fn record_history(ir: &ProgramIr, names: &Names, st: &mut CustomerState, event: &Event) {
     let ty = event.ty as usize;
     // the histories up to this type (see `trim_history`)
-    if st.history.len() <= ty {
-        let have = st.history.len();
-        st.history.reserve_exact(ty + 1 - have);
-        st.history.extend(
-            names
-                .events
-                .iter()
-                .take(ty + 1)
-                .skip(have)
-                .map(|(name, fields)| blank_history(name, fields)),
-        );
-    }
+    extend_to(&mut st.history, ty, &names.events, |(name, fields)| {
+        blank_history(name, fields)
+    });
     let value = |s: u16| match event.fields.get(s as usize) {
         Some(Value::Num(d)) => *d,
         _ => Decimal::ZERO,

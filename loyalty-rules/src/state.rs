@@ -481,6 +481,18 @@ impl Hasher for IdHasher {
     }
 }
 
+/// A xorshift generator of test cases (deterministic: the same seed, the
+/// same cases).
+#[cfg(test)]
+pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::add_dec;
@@ -559,13 +571,7 @@ mod tests {
     /// `add_dec` gives exactly what `+=` gives: value, scale and sign.
     #[test]
     fn add_dec_is_addition() {
-        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = super::test_rng(0x9e37_79b9_7f4a_7c15);
         let edge = [
             Decimal::ZERO,
             Decimal::NEGATIVE_ONE,
